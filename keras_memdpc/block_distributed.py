@@ -27,8 +27,8 @@ class BlockDistributed(layers.Wrapper):
     """
 
     def build(self, input_shape):
-        self.layer.build((None, *input_shape[2:]))
-        self.built = True
+        if not self.layer.built:
+            self.layer.build((None, *input_shape[2:]))
 
     def call(self, inputs, training=None):
         blocks = inputs.shape[1]

@@ -57,8 +57,8 @@ class ConvGRUCell(layers.Layer):
         self.update_gate = gate("update_gate")
         self.out_gate = gate("out_gate")
 
-    def build(self, input_shape, state_shape=None):
-        combined = (*input_shape[:-1], input_shape[-1] + self.filters)
+    def build(self, x_shape, h_shape=None):
+        combined = (*x_shape[:-1], x_shape[-1] + self.filters)
         for gate in (self.reset_gate, self.update_gate, self.out_gate):
             gate.build(combined)
 
@@ -76,8 +76,8 @@ class ConvGRUCell(layers.Layer):
             )
         return new_h
 
-    def compute_output_shape(self, input_shape, state_shape=None):
-        return (*input_shape[:-1], self.filters)
+    def compute_output_shape(self, x_shape, h_shape=None):
+        return (*x_shape[:-1], self.filters)
 
     def get_config(self):
         return {
@@ -134,8 +134,9 @@ class ConvGRU(layers.Layer):
             filters, kernel_size, dropout, seed=seed, name="cell"
         )
 
-    def build(self, input_shape, initial_state_shape=None):
-        self.cell.build((input_shape[0], *input_shape[2:]))
+    def build(self, inputs_shape, initial_state_shape=None):
+        if not self.cell.built:
+            self.cell.build((inputs_shape[0], *inputs_shape[2:]))
 
     def call(self, inputs, initial_state=None, training=None):
         h = initial_state
@@ -152,10 +153,10 @@ class ConvGRU(layers.Layer):
             return ops.stack(states, axis=1), h
         return h
 
-    def compute_output_shape(self, input_shape, initial_state_shape=None):
-        last = (input_shape[0], *input_shape[2:4], self.filters)
+    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
+        last = (inputs_shape[0], *inputs_shape[2:4], self.filters)
         if self.return_sequences:
-            return (input_shape[0], input_shape[1], *last[1:]), last
+            return (inputs_shape[0], inputs_shape[1], *last[1:]), last
         return last
 
     def get_config(self):
