@@ -14,7 +14,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
     statistics), it calls tf.nn's fused batch norm: about 4x faster on a CPU
     than the unfused ops, where it dominated a training step. Its moving
     variance is updated with the unbiased batch variance, as PyTorch's
-    BatchNorm (and so the reference) does. Elsewhere, e.g. under JAX where XLA
+    BatchNorm (and so the reference) does. Under tf.distribute, normalisation
+    uses each replica's own batch statistics (as the reference does per GPU)
+    and the moving statistics are updated with their mean over replicas, so
+    every replica's copy stays the same. Elsewhere, e.g. under JAX where XLA
     fuses the ops itself, it is the Keras layer.
 
     Defaults are PyTorch's: epsilon 1e-5, momentum 0.9 (PyTorch's 0.1).
@@ -49,6 +52,11 @@ class FusedBatchNormalization(layers.BatchNormalization):
                 images, self.gamma, self.beta, epsilon=self.epsilon,
                 is_training=True,
             )
+            # Every replica updates the moving statistics with the replicas'
+            # mean, so that all copies stay equal (saving reads one of them).
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                mean, variance = context.all_reduce("MEAN", [mean, variance])
             keep = self.momentum
             self.moving_mean.assign(self.moving_mean * keep + mean * (1 - keep))
             self.moving_variance.assign(

@@ -1,0 +1,92 @@
+import csv
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_memdpc.pretraining import PretrainConfig, pretrain
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(
+    image_size=32, num_blocks=4, block_length=3, pred_steps=2, memory_size=16,
+    batch_size=4, steps_per_epoch=2, synthetic_videos_per_class=5, verbose=0,
+)
+TINY_FLAGS = [
+    "--image_size=32", "--num_blocks=4", "--block_length=3", "--pred_steps=2",
+    "--memory_size=16", "--batch_size=4", "--steps_per_epoch=2",
+    "--synthetic_videos_per_class=5",
+]
+
+
+def test_tiny_run_writes_checkpoints_history_and_summary(tmp_path):
+    summary = pretrain(PretrainConfig(model_dir=str(tmp_path), epochs=2, **TINY))
+    assert summary["epochs"] == 2 and summary["global_batch"] == 4
+    assert np.isfinite(summary["final"]["loss"])
+    assert 0 <= summary["final"]["val_top1"] <= 1
+    assert summary["plateau_loss"] == pytest.approx(2 * np.log(4 * 2))
+    for key in ("knn_top1_learned", "knn_top1_random_init"):
+        assert 0 <= summary[key] <= 1
+    with open(tmp_path / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert json.loads((tmp_path / "summary.json").read_text())["epochs"] == 2
+    restored = keras.saving.load_model(tmp_path / "last.keras")
+    assert restored.get_config()["memory_size"] == 16
+    assert (tmp_path / "best.keras").exists() and (tmp_path / "logs").is_dir()
+    assert not (tmp_path / "backup").exists()
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        pretrain(PretrainConfig(model_dir=str(tmp_path), epochs=1, **TINY))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"strategy": "gpu"}, "--strategy"), ({"mixed_precision": "fp8"}, "--mixed_precision"),
+     ({"data": "/nowhere"}, "--data"), ({"batch_size": 0}, "--batch_size")],
+)
+def test_bad_flags_are_clear_errors(tmp_path, change, message):
+    config = PretrainConfig(model_dir=str(tmp_path), **{**TINY, **change})
+    with pytest.raises(ValueError, match=message):
+        pretrain(config)
+
+
+def run_script(model_dir, epochs, extra=()):
+    command = [
+        sys.executable, str(ROOT / "train" / "pretrain.py"), f"--model_dir={model_dir}",
+        f"--epochs={epochs}", *TINY_FLAGS, *extra,
+    ]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
+    )
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    first = run_script(tmp_path, epochs=4)
+    deadline = time.time() + 240
+    while time.time() < deadline and first.poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, "the first run finished before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = run_script(tmp_path, epochs=4)
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output[-3000:]
+    assert "Epoch 1/4" not in output, output[-3000:]
+    assert "Epoch 4/4" in output
+    assert "k-NN motion-class accuracy" in output
+    with open(tmp_path / "history.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs[-1] == 3 and set(epochs) == {0, 1, 2, 3}
