@@ -29,33 +29,36 @@ class _Conv(layers.Layer):
     """A bias-free Conv3D padded symmetrically as PyTorch pads.
 
     Keras 'same' padding is asymmetric when the stride is 2 and the input is
-    even, which shifts every feature map; this pads explicitly instead.
+    even, which shifts every feature map; strided convs pad explicitly
+    instead. With stride 1 and odd kernels 'same' is symmetric, and lets the
+    convolution pad internally without copying its input.
     """
 
     def __init__(self, filters, kernel_size, strides, **kwargs):
         super().__init__(**kwargs)
-        self.pad = layers.ZeroPadding3D([k // 2 for k in kernel_size])
+        strided = any(s > 1 for s in strides)
+        self.pad = layers.ZeroPadding3D([k // 2 for k in kernel_size]) if strided else None
         self.conv = layers.Conv3D(
             filters,
             kernel_size,
             strides=strides,
-            padding="valid",
+            padding="valid" if strided else "same",
             use_bias=False,
             kernel_initializer=_kaiming_normal(),
             name="conv",
         )
 
+    def _padded_shape(self, input_shape):
+        return input_shape if self.pad is None else self.pad.compute_output_shape(input_shape)
+
     def build(self, input_shape):
-        padded = self.pad.compute_output_shape(input_shape)
-        self.conv.build(padded)
+        self.conv.build(self._padded_shape(input_shape))
 
     def call(self, x):
-        return self.conv(self.pad(x))
+        return self.conv(x if self.pad is None else self.pad(x))
 
     def compute_output_shape(self, input_shape):
-        return self.conv.compute_output_shape(
-            self.pad.compute_output_shape(input_shape)
-        )
+        return self.conv.compute_output_shape(self._padded_shape(input_shape))
 
 
 class _BasicBlock(layers.Layer):
