@@ -251,9 +251,15 @@ def pretrain(config):
     """
     config = config.resolved()
     _check_not_finished(config.model_dir, config.overwrite)
+    if config.mixed_precision == "fp16" and not tf.config.list_physical_devices("GPU"):
+        raise ValueError(
+            "--mixed_precision=fp16 needs a GPU (TensorFlow has no float16 "
+            "CPU kernels for 3D pooling); use bf16 on CPUs"
+        )
+    # Multi-worker collectives must be set up before TensorFlow runs any op.
+    strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(PRECISIONS[config.mixed_precision])
-    strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     output_dir = config.model_dir if chief else tempfile.mkdtemp(prefix="worker_")
     os.makedirs(output_dir, exist_ok=True)

@@ -90,3 +90,35 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     with open(tmp_path / "history.csv") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs[-1] == 3 and set(epochs) == {0, 1, 2, 3}
+
+
+def test_multi_worker_pretraining_with_two_processes(tmp_path):
+    from tests.test_distributed import _free_ports
+
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        command = [
+            sys.executable, str(ROOT / "train" / "pretrain.py"), "--strategy=multi_worker",
+            f"--model_dir={tmp_path / 'run'}", "--epochs=2", *TINY_FLAGS,
+        ]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
+        workers.append(subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env, cwd=ROOT,
+        ))
+    try:
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["replicas"] == 2 and summary["global_batch"] == 8
+    assert np.isfinite(summary["final"]["loss"]) and "val_loss" in summary["final"]
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert (tmp_path / "run" / "last.keras").exists()
