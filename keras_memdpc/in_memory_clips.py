@@ -7,6 +7,8 @@ Clips stay uint8 until the model normalises them on the device.
 import numpy as np
 import tensorflow as tf
 
+from keras_memdpc.frame_colour_augmentation import augment_frame_colours
+
 
 def stack_videos(videos):
     """Stacks equally shaped uint8 videos [frames, h, w, 3] into one array."""
@@ -33,11 +35,13 @@ def clip_dataset(
     stride=3,
     training=True,
     seed=0,
+    colour_augmentation=True,
 ):
     """A dataset of clips [batch, num_blocks, block_length, h, w, 3] uint8.
 
-    Training: random start, random horizontal flip of the whole clip,
-    shuffled, repeated forever. Evaluation: the clip centred in each video,
+    Training: random start, random horizontal flip of the whole clip, and
+    (unless `colour_augmentation=False`) the reference's per-frame random
+    grayscale and colour jitter; shuffled, repeated forever. Evaluation: the clip centred in each video,
     one pass, in order. Batches always hold `batch_size` clips.
 
     Args:
@@ -46,7 +50,8 @@ def clip_dataset(
         batch_size: clips per batch (the global batch under tf.distribute).
         stride: frame step inside a clip (3 in MemDPC).
         training: random or centred sampling.
-        seed: seed of the shuffling, starts and flips.
+        seed: seed of the shuffling, starts, flips and colours.
+        colour_augmentation: per-frame grayscale and colour jitter in training.
     """
     videos = tf.constant(videos)
     count, frames = videos.shape[0], videos.shape[1]
@@ -66,6 +71,8 @@ def clip_dataset(
         if training:
             flip = tf.random.stateless_uniform([], draw_seed + 1) < 0.5
             clip = tf.cond(flip, lambda: tf.reverse(clip, axis=[2]), lambda: clip)
+            if colour_augmentation:
+                clip = augment_frame_colours(clip, draw_seed + 2)
         return tf.reshape(clip, [num_blocks, block_length, *clip.shape[1:]])
 
     indices = tf.data.Dataset.range(count)

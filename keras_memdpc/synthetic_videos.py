@@ -51,6 +51,11 @@ _SHAPE_RADIUS = (8.0, 20.0)  # scene units
 _SHAPE_PERIOD = (60.0, 100.0)  # shapes repeat on a lattice (scene units)
 _SHAPE_KINDS = ("disc", "square", "triangle")
 _NOISE_HALF_WIDTH = 3  # grey levels, see _noise
+_GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))  # radians, mod pi
+_BASE_GRAY = (90.0, 165.0)  # mean grey level of a texture
+_BASE_TINT = 12.0  # at most this far from grey per channel: colours come from
+# the zero-mean gratings, so every frame's mean colour is near grey and the
+# pooled colour, the first thing any network encodes, does not tell clips apart
 _CHANGE_RANGE = (0.2, 0.8)  # relative position of the abrupt change
 _GROUP_SIZE = 4
 _TEST_GROUP_FRACTION = 0.25
@@ -126,11 +131,14 @@ def _random_texture(rng, log2_frequency_range):
     low, high = log2_frequency_range
     density = rng.uniform(*_GRATINGS_PER_OCTAVE)
     count = max(1, int(round(density * (high - low))))
-    orientation = rng.uniform(0.0, math.pi, size=count)
+    # Gratings sorted by frequency get orientations a golden angle apart, so
+    # any band of frequencies holds several orientations: a single visible
+    # grating would make translation ambiguous (the aperture problem).
+    orientation = rng.uniform(0.0, math.pi) + _GOLDEN_ANGLE * np.arange(count)
     contrast = rng.uniform(15.0, 45.0)
     return {
-        "base": rng.uniform(50.0, 205.0, size=3),
-        "frequencies": 2.0 ** rng.uniform(low, high, size=count),
+        "base": rng.uniform(*_BASE_GRAY) + rng.uniform(-_BASE_TINT, _BASE_TINT, size=3),
+        "frequencies": np.sort(2.0 ** rng.uniform(low, high, size=count)),
         "directions": np.stack([np.cos(orientation), np.sin(orientation)]),
         "phases": rng.uniform(0.0, 2.0 * math.pi, size=count),
         "colours": contrast * rng.uniform(-1.0, 1.0, size=(count, 3)),

@@ -28,8 +28,14 @@ def _gray(frame):
 
 
 def _shift(frame_a, frame_b):
-    """(dx, dy) of the content of frame_b relative to frame_a, by phase correlation."""
-    a, b = _gray(frame_a).astype(np.float32), _gray(frame_b).astype(np.float32)
+    """(dx, dy) of the content of frame_b relative to frame_a, by phase correlation.
+
+    Measured on the colour channel with the most contrast: the gratings'
+    random colours can be nearly isoluminant, leaving little in grey.
+    """
+    channel = int(np.argmax(frame_a.reshape(-1, 3).std(axis=0)))
+    a = frame_a[..., channel].astype(np.float32)
+    b = frame_b[..., channel].astype(np.float32)
     window = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
     return np.array(cv2.phaseCorrelate(a, b, window)[0])
 

@@ -1,0 +1,66 @@
+"""The model really learns on the synthetic set (DESIGN.md section 2 dynamics)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_memdpc import AdamL2, MemDPC
+from keras_memdpc.in_memory_clips import clip_dataset
+from keras_memdpc.knn import knn_accuracy
+from keras_memdpc.pretraining import PretrainConfig, embeddings, synthetic_split
+
+BATCH, PRED_STEPS, SIZE = 8, 3, 48  # 48 px gives a 2 x 2 feature grid
+
+
+def synthetic(videos_per_class):
+    config = PretrainConfig(
+        image_size=SIZE, batch_size=BATCH, synthetic_videos_per_class=videos_per_class
+    ).resolved()
+    return config, synthetic_split(config, SIZE)
+
+
+def train(model, videos, steps, colour_augmentation, seed=0):
+    data = clip_dataset(
+        videos, 8, 5, BATCH, training=True, seed=seed,
+        colour_augmentation=colour_augmentation,
+    )
+    return model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
+
+
+def test_loss_leaves_the_position_plateau_and_pretext_accuracy_rises():
+    keras.utils.set_random_seed(0)
+    _, (train_videos, _, test_videos, _) = synthetic(videos_per_class=6)
+    model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=0)
+    model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
+    held_out = clip_dataset(test_videos, 8, 5, BATCH, training=False)
+    initial = model.evaluate(held_out, return_dict=True, verbose=0)
+    rows = BATCH * PRED_STEPS * 4
+    assert initial["loss"] > 2 * math.log(rows) - 1.0
+    train(model, train_videos, 160, colour_augmentation=False)
+    late = train(model, train_videos, 40, colour_augmentation=False, seed=1)
+    final = model.evaluate(held_out, return_dict=True, verbose=0)
+    plateau = 2 * math.log(BATCH * PRED_STEPS)
+    assert late["loss"][0] < plateau - 1.0, (late, plateau)
+    assert late["loss"][0] < 0.6 * initial["loss"], (late, initial)
+    assert final["top1"] > 10 / rows, final  # chance is 1 / rows
+
+
+@pytest.mark.slow
+def test_knn_motion_accuracy_beats_random_initialisation():
+    keras.utils.set_random_seed(0)
+    config, (train_videos, train_labels, test_videos, test_labels) = synthetic(24)
+    model = MemDPC(image_size=SIZE, seed=0)
+    model.build()
+    random_init = [
+        embeddings(model, videos, config, 16) for videos in (train_videos, test_videos)
+    ]
+    model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
+    train(model, train_videos, 600, colour_augmentation=True)
+    learned = [embeddings(model, videos, config, 16) for videos in (train_videos, test_videos)]
+    accuracy = {
+        name: knn_accuracy(train_emb, train_labels, test_emb, test_labels)
+        for name, (train_emb, test_emb) in (("random", random_init), ("learned", learned))
+    }
+    assert accuracy["learned"] > accuracy["random"] + 0.1, accuracy
