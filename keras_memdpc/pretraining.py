@@ -68,7 +68,7 @@ class PretrainConfig:
         defaults = {
             "image_size": 64 if synthetic else 128,
             "batch_size": 8 if synthetic else 16,
-            "epochs": 10 if synthetic else 100,
+            "epochs": 25 if synthetic else 100,
         }
         values = {
             key: defaults[key] if getattr(self, key) is None else getattr(self, key)

@@ -3,13 +3,10 @@
 import math
 
 import keras
-import numpy as np
-import pytest
 
 from keras_memdpc import AdamL2, MemDPC
 from keras_memdpc.in_memory_clips import clip_dataset
-from keras_memdpc.knn import knn_accuracy
-from keras_memdpc.pretraining import PretrainConfig, embeddings, synthetic_split
+from keras_memdpc.pretraining import PretrainConfig, synthetic_split
 
 BATCH, PRED_STEPS, SIZE = 8, 3, 48  # 48 px gives a 2 x 2 feature grid
 
@@ -45,22 +42,3 @@ def test_loss_leaves_the_position_plateau_and_pretext_accuracy_rises():
     assert late["loss"][0] < plateau - 1.0, (late, plateau)
     assert late["loss"][0] < 0.6 * initial["loss"], (late, initial)
     assert final["top1"] > 10 / rows, final  # chance is 1 / rows
-
-
-@pytest.mark.slow
-def test_knn_motion_accuracy_beats_random_initialisation():
-    keras.utils.set_random_seed(0)
-    config, (train_videos, train_labels, test_videos, test_labels) = synthetic(24)
-    model = MemDPC(image_size=SIZE, seed=0)
-    model.build()
-    random_init = [
-        embeddings(model, videos, config, 16) for videos in (train_videos, test_videos)
-    ]
-    model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
-    train(model, train_videos, 600, colour_augmentation=True)
-    learned = [embeddings(model, videos, config, 16) for videos in (train_videos, test_videos)]
-    accuracy = {
-        name: knn_accuracy(train_emb, train_labels, test_emb, test_labels)
-        for name, (train_emb, test_emb) in (("random", random_init), ("learned", learned))
-    }
-    assert accuracy["learned"] > accuracy["random"] + 0.1, accuracy
