@@ -30,6 +30,10 @@ flags.DEFINE_float("lr", 1e-3, "Adam learning rate; dropped once to lr/10 on a p
 flags.DEFINE_float("weight_decay", 1e-5, "Coupled L2 (adam) or decoupled decay (adamw).")
 flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "adam: coupled L2 as the original.")
 flags.DEFINE_integer("lr_patience", 5, "Epochs without val_loss improvement before the lr drop.")
+flags.DEFINE_bool(
+    "colour_augmentation", None,
+    "Per-frame colour jitter and grayscale (default: off synthetic, on otherwise).",
+)
 flags.DEFINE_enum("mixed_precision", "fp32", sorted(PRECISIONS), "fp32, bf16, or fp16 with loss scaling.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 flags.DEFINE_bool("gather_negatives", False, "Contrast against all replicas' features.")
