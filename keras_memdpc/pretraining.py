@@ -167,12 +167,20 @@ def make_optimizer(config):
     return AdamL2(learning_rate=config.lr, l2=config.weight_decay)
 
 
-def best_logged(history_csv, monitor):
-    """The lowest `monitor` value in a CSVLogger file, or None."""
+def logged_rows(history_csv):
+    """The epochs a CSVLogger file records, as dicts of floats."""
     if not os.path.exists(history_csv):
-        return None
+        return []
     with open(history_csv) as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+        return [
+            {key: float(value) for key, value in row.items() if value}
+            for row in csv.DictReader(f)
+        ]
+
+
+def best_logged(history_csv, monitor):
+    """The lowest finite `monitor` value in a CSVLogger file, or None."""
+    values = [row[monitor] for row in logged_rows(history_csv) if monitor in row]
     finite = [v for v in values if math.isfinite(v)]
     return min(finite) if finite else None
 
@@ -313,7 +321,9 @@ def pretrain(config):
         raise NaNLossError(f"{error} Model directory: {config.model_dir}") from None
     seconds = time.time() - started
 
-    logs = {key: values[-1] for key, values in history.history.items()}
+    # The whole run's record, across resumes (a run resumed after its last
+    # epoch trains no epoch in this process).
+    history_csv = os.path.join(output_dir, "history.csv")
     summary = {
         "model_dir": config.model_dir,
         "epochs": config.epochs,
@@ -322,8 +332,8 @@ def pretrain(config):
         "replicas": replicas,
         "train_seconds": seconds,
         "clips_per_second": len(history.epoch) * steps_per_epoch * global_batch / max(seconds, 1e-9),
-        "final": logs,
-        "best_val_loss": best_logged(os.path.join(output_dir, "history.csv"), "val_loss"),
+        "final": logged_rows(history_csv)[-1],
+        "best_val_loss": best_logged(history_csv, "val_loss"),
         "plateau_loss": (2 if config.bidirectional else 1)
         * math.log(config.batch_size * config.pred_steps),
         "config": dataclasses.asdict(config),
