@@ -40,10 +40,27 @@ def device_batch(shape, seed=0):
     return keras.ops.convert_to_tensor(frames)
 
 
+def device_name():
+    """The accelerator (or CPU) the active backend computes on."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()[0].device_kind
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return tf.config.experimental.get_device_details(gpus[0]).get(
+            "device_name", "GPU") if gpus else "CPU"
+    return keras.backend.backend()
+
+
 def measure(network, image_size, batch_size, precision, bidirectional,
             jit_compile, warmup_steps, steps):
     """Times `steps` training steps after `warmup_steps`; returns a dict."""
     keras.mixed_precision.set_global_policy(POLICIES[precision])
+    # Keras runs a JAX train step op by op unless it is jitted.
+    jit_compile = jit_compile or keras.backend.backend() == "jax"
     model = keras_memdpc.MemDPC(
         network=network, image_size=image_size, bidirectional=bidirectional
     )
@@ -60,6 +77,7 @@ def measure(network, image_size, batch_size, precision, bidirectional,
     seconds = time.perf_counter() - start
     return {
         "backend": keras.backend.backend(),
+        "device": device_name(),
         "network": network,
         "image_size": image_size,
         "batch_size": batch_size,
