@@ -18,12 +18,18 @@ processes and writes, under OUTPUT_DIR:
 
 Videos are shuffled with a fixed seed (so each shard mixes classes) and cut
 into contiguous chunks of at most `videos_per_shard`. A shard is written
-under a temporary name (.incomplete), renamed when complete, then its sidecar
-JSON is written atomically. A rerun with the same settings keeps finished
-shards and writes only the missing ones; a rerun with different settings is
-refused. Videos that are missing, unreadable or empty are skipped; videos that
-stop decoding early keep the frames that decoded and are flagged truncated;
-both are counted and listed in the report, never an abort.
+under a temporary name unique to the attempt (ending in .incomplete), renamed
+when complete, then its sidecar JSON is written atomically. A rerun with the
+same settings keeps finished shards and writes only the missing ones; a rerun
+with different settings is refused. Videos that are missing, unreadable or
+empty are skipped; videos that stop decoding early keep the frames that
+decoded and are flagged truncated; both are counted and listed in the report,
+never an abort.
+
+Every output file goes through tf.io.gfile, so OUTPUT_DIR may also be a
+gs:// path. The steps around the encoding (settings, shard plan, shard and
+report writing) are public so that keras_memdpc.beam_preparation runs the
+same preparation with Apache Beam and writes the same bytes.
 """
 
 import concurrent.futures
@@ -31,11 +37,13 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
 import re
 import time
+import uuid
 from collections import Counter, deque
 from typing import NamedTuple
 
@@ -242,7 +250,13 @@ def _fingerprint(dataset):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Settings:
+class Settings:
+    """What an output directory was prepared with, as stored in preparation.json.
+
+    A rerun (by any runner) resumes only when every field is equal; shards
+    holds the number of shards of every subset.
+    """
+
     dataset: str
     dataset_fingerprint: str
     short_side: int
@@ -255,31 +269,74 @@ class _Settings:
     shards: dict
 
 
+def preparation_settings(dataset, plans, short_side, flow, jpeg_quality, upscale, frames_fps,
+                         videos_per_shard):
+    """Check the preparation arguments and return their Settings.
+
+    Args:
+        dataset: the VideoDataset being prepared.
+        plans: its shard plan, from plan_shards(dataset, videos_per_shard).
+        short_side, flow, jpeg_quality, upscale, frames_fps, videos_per_shard:
+            as prepare_dataset takes them.
+
+    Raises:
+        ValueError: flow, jpeg_quality or short_side out of range.
+    """
+    if flow is not None and flow not in FLOW_METHODS:
+        raise ValueError(f"flow must be None or one of {FLOW_METHODS}, got {flow!r}")
+    if not 0 <= jpeg_quality <= 100:
+        raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
+    if short_side < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    return Settings(
+        dataset=dataset.name, dataset_fingerprint=_fingerprint(dataset),
+        short_side=int(short_side), upscale=bool(upscale), flow=flow,
+        jpeg_quality=int(jpeg_quality), frames_fps=float(frames_fps),
+        videos_per_shard=int(videos_per_shard), shuffle_seed=SHUFFLE_SEED,
+        shards={subset: sum(plan.subset == subset for plan in plans)
+                for subset in sorted(dataset.subsets)},
+    )
+
+
+def _temporary_path(path):
+    """A name next to `path` unique to this attempt: two attempts may write one file at once."""
+    return f"{path}.{uuid.uuid4().hex}{INCOMPLETE_SUFFIX}"
+
+
 def _write_json_atomically(path, content):
-    temporary = path + INCOMPLETE_SUFFIX
-    with open(temporary, "w") as f:
-        json.dump(content, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(temporary, path)
+    temporary = _temporary_path(path)
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        f.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def _read_json(path):
-    with open(path) as f:
+def read_json(path):
+    """The parsed JSON file at `path` (local or any tf.io.gfile filesystem, e.g. gs://)."""
+    with tf.io.gfile.GFile(path) as f:
         return json.load(f)
 
 
-def _check_or_write_settings(output_dir, settings):
-    """Write preparation.json, or refuse when the one there holds other settings."""
+def check_or_write_settings(output_dir, settings):
+    """Write preparation.json, or refuse when the one there holds other settings.
+
+    Returns:
+        True when `output_dir` was already prepared (or started) with
+        `settings`: a resume.
+
+    Raises:
+        ValueError: other settings there (each difference named), or a
+            dataset.json without preparation.json.
+    """
     path = os.path.join(output_dir, PREPARATION_JSON)
     current = dataclasses.asdict(settings)
-    if not os.path.exists(path):
-        if os.path.exists(os.path.join(output_dir, DATASET_JSON)):
+    if not tf.io.gfile.exists(path):
+        if tf.io.gfile.exists(os.path.join(output_dir, DATASET_JSON)):
             raise ValueError(
                 f"{output_dir} holds a {DATASET_JSON} but no {PREPARATION_JSON}: it was not "
                 "prepared by prepare_dataset; choose another output directory")
         _write_json_atomically(path, current)
         return False
-    previous = _read_json(path)
+    previous = read_json(path)
     differences = [
         f"{key}: {previous.get(key)!r} there, {value!r} now"
         for key, value in current.items() if previous.get(key) != value
@@ -292,22 +349,41 @@ def _check_or_write_settings(output_dir, settings):
     return True
 
 
-def _shard_info_path(output_dir, plan):
-    return os.path.join(output_dir, SHARD_INFO_DIR, plan.name + ".json")
+def shard_info_path(output_dir, subset, index, num_shards):
+    """Path of a shard's sidecar JSON: OUTPUT_DIR/shards/<subset>-00003-of-00016.json."""
+    name = f"{subset}-{index:05d}-of-{num_shards:05d}.json"
+    return os.path.join(output_dir, SHARD_INFO_DIR, name)
 
 
-def _is_finished(output_dir, plan, names):
-    return os.path.exists(_shard_info_path(output_dir, plan)) and all(
-        os.path.exists(shard_path(output_dir, name, plan.subset, plan.index, plan.num_shards))
-        for name in names)
+def split_finished(output_dir, plans, names):
+    """(finished, unfinished) plans; finished: the sidecar and every modality's file exist.
+
+    Lists each folder once, rather than asking for every file (slow on gs://).
+    """
+    listings = {folder: set(tf.io.gfile.listdir(os.path.join(output_dir, folder)))
+                for folder in (SHARD_INFO_DIR,) + tuple(names)}
+    finished, unfinished = [], []
+    for plan in plans:
+        files = [(SHARD_INFO_DIR, shard_info_path(output_dir, plan.subset, plan.index,
+                                                  plan.num_shards))]
+        files += [(name, shard_path(output_dir, name, plan.subset, plan.index, plan.num_shards))
+                  for name in names]
+        done = all(os.path.basename(path) in listings[folder] for folder, path in files)
+        (finished if done else unfinished).append(plan)
+    return finished, unfinished
 
 
-def _remove_incomplete_files(output_dir, names):
+def remove_incomplete_files(output_dir, names):
+    """Delete what interrupted writes left behind (names ending in .incomplete).
+
+    Looks in `output_dir`, its shards/ folder and the folder of each modality
+    in `names`; call it before any shard is written, never during a run.
+    """
     for folder in ("", SHARD_INFO_DIR) + tuple(names):
         directory = os.path.join(output_dir, folder)
-        for entry in os.listdir(directory):
+        for entry in tf.io.gfile.listdir(directory):
             if entry.endswith(INCOMPLETE_SUFFIX):
-                os.remove(os.path.join(directory, entry))
+                tf.io.gfile.remove(os.path.join(directory, entry))
 
 
 def _init_worker():
@@ -356,19 +432,34 @@ def encode_in_order(encode, records, workers):
         pool.shutdown(cancel_futures=True)
 
 
-def _write_shard(output_dir, plan, names, encoded_videos, on_video):
-    """Write one shard of every modality from the next videos of `encoded_videos`."""
-    info_path = _shard_info_path(output_dir, plan)
-    if os.path.exists(info_path):
-        os.remove(info_path)
-    final = {name: shard_path(output_dir, name, plan.subset, plan.index, plan.num_shards)
-             for name in names}
-    writers = {name: tf.io.TFRecordWriter(path + INCOMPLETE_SUFFIX)
-               for name, path in final.items()}
-    info = {"subset": plan.subset, "index": plan.index, "num_shards": plan.num_shards,
+def write_shard(output_dir, subset, index, num_shards, names, videos, on_video=None):
+    """Write one shard of every modality, then its sidecar JSON; returns the sidecar dict.
+
+    Each file is written under a name unique to this attempt (ending in
+    .incomplete) and renamed when complete; the sidecar, written last, marks
+    the shard finished.
+
+    Args:
+        output_dir: the prepared data set's root (local or gs://...).
+        subset, index, num_shards: which shard.
+        names: modalities, e.g. ("rgb", "flow_dis").
+        videos: the shard's EncodedVideos, in plan order.
+        on_video: called with each EncodedVideo once it is written, or None.
+
+    Returns:
+        {"subset", "index", "num_shards", "videos", "frames", "bytes",
+        "skipped": [{"path", "reason"}], "truncated": [{"path", "frames",
+        "expected_frames"}]}.
+    """
+    info_path = shard_info_path(output_dir, subset, index, num_shards)
+    if tf.io.gfile.exists(info_path):
+        tf.io.gfile.remove(info_path)
+    final = {name: shard_path(output_dir, name, subset, index, num_shards) for name in names}
+    temporary = {name: _temporary_path(path) for name, path in final.items()}
+    writers = {name: tf.io.TFRecordWriter(path) for name, path in temporary.items()}
+    info = {"subset": subset, "index": index, "num_shards": num_shards,
             "videos": 0, "frames": 0, "skipped": [], "truncated": []}
-    for _ in plan.records:
-        video = next(encoded_videos)
+    for video in videos:
         if video.skip_reason is None:
             for name, writer in writers.items():
                 writer.write(video.examples[name])
@@ -382,16 +473,19 @@ def _write_shard(output_dir, plan, names, encoded_videos, on_video):
                                       "expected_frames": video.expected_frames})
             logging.warning("truncated %s: %d of %s frames decoded", video.path,
                             video.frames, video.expected_frames)
-        on_video(video)
+        if on_video is not None:
+            on_video(video)
     for writer in writers.values():
         writer.close()
-    for path in final.values():
-        os.replace(path + INCOMPLETE_SUFFIX, path)
-    info["bytes"] = sum(os.path.getsize(path) for path in final.values())
+    for name, path in final.items():
+        tf.io.gfile.rename(temporary[name], path, overwrite=True)
+    info["bytes"] = sum(tf.io.gfile.stat(path).length for path in final.values())
     _write_json_atomically(info_path, info)
+    return info
 
 
-def _report_text(dataset_info, report):
+def report_text(dataset_info, report):
+    """report.txt: totals, per-subset counts, then every skipped and truncated video."""
     lines = [
         f"Prepared {dataset_info['name']}: {report['videos']} videos, "
         f"{report['frames']} frames written; {len(report['skipped'])} skipped, "
@@ -411,14 +505,27 @@ def _report_text(dataset_info, report):
     return "\n".join(lines) + "\n"
 
 
-def _write_dataset_files(output_dir, dataset, plans, settings, names):
-    """dataset.json, report.json and report.txt from every shard's sidecar."""
-    infos = [_read_json(_shard_info_path(output_dir, plan)) for plan in plans]
-    subsets = {}
-    for subset in sorted(dataset.subsets):
+def write_dataset_files(output_dir, name, classes, subsets, settings, names, infos):
+    """Write dataset.json, report.json and report.txt from every shard's sidecar dict.
+
+    Args:
+        output_dir: the prepared data set's root (local or gs://...).
+        name, classes: of the VideoDataset.
+        subsets: every subset name (empty subsets included).
+        settings: the Settings of the preparation.
+        names: modalities, e.g. ("rgb", "flow_dis").
+        infos: the sidecar dicts of all shards (see write_shard), in any order.
+
+    Returns:
+        The report dict: videos, frames, bytes, skip_reasons {reason:
+        count}, skipped and truncated (each item with its subset).
+    """
+    infos = sorted(infos, key=lambda info: (info["subset"], info["index"]))
+    counts = {}
+    for subset in sorted(subsets):
         mine = [info for info in infos if info["subset"] == subset]
         videos = sum(info["videos"] for info in mine)
-        subsets[subset] = {
+        counts[subset] = {
             "videos": videos,
             "frames": sum(info["frames"] for info in mine),
             "shards": len(mine),
@@ -426,17 +533,17 @@ def _write_dataset_files(output_dir, dataset, plans, settings, names):
             "truncated": sum(len(info["truncated"]) for info in mine),
         }
         if settings.flow is not None:
-            subsets[subset]["flow_frames"] = subsets[subset]["frames"] - videos
+            counts[subset]["flow_frames"] = counts[subset]["frames"] - videos
     dataset_info = {
-        "name": dataset.name,
-        "classes": list(dataset.classes),
+        "name": name,
+        "classes": list(classes),
         "short_side": settings.short_side,
         "upscale": settings.upscale,
         "flow": settings.flow,
         "modalities": list(names),
         "jpeg_quality": settings.jpeg_quality,
         "frames_fps": settings.frames_fps,
-        "subsets": subsets,
+        "subsets": counts,
     }
     skipped = [dict(item, subset=info["subset"]) for info in infos for item in info["skipped"]]
     truncated = [dict(item, subset=info["subset"])
@@ -451,8 +558,8 @@ def _write_dataset_files(output_dir, dataset, plans, settings, names):
     }
     _write_json_atomically(os.path.join(output_dir, DATASET_JSON), dataset_info)
     _write_json_atomically(os.path.join(output_dir, REPORT_JSON), report)
-    with open(os.path.join(output_dir, REPORT_TXT), "w") as f:
-        f.write(_report_text(dataset_info, report))
+    with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_TXT), "w") as f:
+        f.write(report_text(dataset_info, report))
     return report
 
 
@@ -463,8 +570,8 @@ def prepare_dataset(dataset, output_dir, short_side=256, flow=None, workers=None
 
     Args:
         dataset: a keras_memdpc.video_record.VideoDataset.
-        output_dir: created if needed; a rerun with the same arguments
-            resumes, keeping finished shards.
+        output_dir: a local path or gs://..., created if needed; a rerun
+            with the same arguments resumes, keeping finished shards.
         short_side: short side of the stored frames (256 as the paper, 150
             for a fast variant).
         flow: None, "tvl1" (paper) or "dis" (fast): also write flow shards.
@@ -486,33 +593,21 @@ def prepare_dataset(dataset, output_dir, short_side=256, flow=None, workers=None
         RuntimeError: a worker process died; finished shards are kept.
     """
     start = time.monotonic()
-    if flow is not None and flow not in FLOW_METHODS:
-        raise ValueError(f"flow must be None or one of {FLOW_METHODS}, got {flow!r}")
-    if not 0 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
-    if short_side < 1:
-        raise ValueError(f"short_side must be >= 1, got {short_side}")
     workers = os.cpu_count() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     output_dir = os.fspath(output_dir)
     plans = plan_shards(dataset, videos_per_shard)
-    settings = _Settings(
-        dataset=dataset.name, dataset_fingerprint=_fingerprint(dataset),
-        short_side=int(short_side), upscale=bool(upscale), flow=flow,
-        jpeg_quality=int(jpeg_quality), frames_fps=float(frames_fps),
-        videos_per_shard=int(videos_per_shard), shuffle_seed=SHUFFLE_SEED,
-        shards={subset: sum(plan.subset == subset for plan in plans)
-                for subset in sorted(dataset.subsets)},
-    )
+    settings = preparation_settings(dataset, plans, short_side, flow, jpeg_quality, upscale,
+                                    frames_fps, videos_per_shard)
     names = modalities(flow)
-    os.makedirs(output_dir, exist_ok=True)
-    resuming = _check_or_write_settings(output_dir, settings)
+    tf.io.gfile.makedirs(output_dir)
+    resuming = check_or_write_settings(output_dir, settings)
     for folder in (SHARD_INFO_DIR,) + names:
-        os.makedirs(os.path.join(output_dir, folder), exist_ok=True)
-    _remove_incomplete_files(output_dir, names)
+        tf.io.gfile.makedirs(os.path.join(output_dir, folder))
+    remove_incomplete_files(output_dir, names)
 
-    todo = [plan for plan in plans if not _is_finished(output_dir, plan, names)]
+    _, todo = split_finished(output_dir, plans, names)
     records = [record for plan in todo for record in plan.records]
     workers = max(1, min(workers, len(records)))
     logging.info("%s %s into %s: %d of %d shards to write (%d videos), %d workers",
@@ -533,8 +628,12 @@ def prepare_dataset(dataset, output_dir, short_side=256, flow=None, workers=None
 
     with contextlib.closing(encode_in_order(encode, records, workers)) as encoded_videos:
         for plan in todo:
-            _write_shard(output_dir, plan, names, encoded_videos, on_video)
-    report = _write_dataset_files(output_dir, dataset, plans, settings, names)
+            write_shard(output_dir, plan.subset, plan.index, plan.num_shards, names,
+                        itertools.islice(encoded_videos, len(plan.records)), on_video)
+    infos = [read_json(shard_info_path(output_dir, plan.subset, plan.index, plan.num_shards))
+             for plan in plans]
+    report = write_dataset_files(output_dir, dataset.name, dataset.classes, dataset.subsets,
+                                 settings, names, infos)
     seconds = time.monotonic() - start
     summary = {
         "output_dir": output_dir,

@@ -1,6 +1,7 @@
 """Preparing real clips and frame folders as sharded TFRecords: content, report, resume."""
 
 import functools
+import importlib.util
 import json
 import os
 import pathlib
@@ -327,4 +328,17 @@ def test_script_names_the_missing_flag(tmp_path):
                         f"--output_dir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert "--split_dir is required for --dataset=ucf101" in result.stderr + result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_script_asks_for_apache_beam_when_a_beam_runner_lacks_it(tmp_path):
+    if importlib.util.find_spec("apache_beam") is not None:
+        pytest.skip("apache_beam is installed")
+    (tmp_path / "videos" / "a").mkdir(parents=True)
+    result = run_script("--dataset=folder", f"--video_dir={tmp_path / 'videos'}",
+                        f"--output_dir={tmp_path / 'out'}", "--runner=direct")
+    assert result.returncode == 1
+    assert "--runner=direct needs Apache Beam" in result.stderr
+    assert "pip install keras_memdpc[beam]" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()

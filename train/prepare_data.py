@@ -11,11 +11,30 @@
 
 Rerun the same command after an interruption to resume: finished shards are
 kept. Skipped and truncated videos are listed in OUTPUT_DIR/report.txt.
-Videos are encoded by a local pool of worker processes (a later --runner flag
-may hand the same per-video function to Apache Beam).
-"""
 
+By default (--runner=local) videos are encoded by a pool of worker processes
+on this machine. --runner=direct, dataflow, flink or spark runs the same
+preparation as an Apache Beam pipeline (pip install keras_memdpc[beam]) and
+writes the same files; --beam_args passes further pipeline options. On
+Google Cloud Dataflow:
+
+    python train/prepare_data.py --dataset=kinetics400 --video_dir=/mnt/k400 \
+        --annotations=train.csv,validate.csv --flow=tvl1 \
+        --output_dir=gs://my-bucket/k400_256 --runner=dataflow \
+        --beam_args="--project=my-project --region=europe-west4 \
+          --temp_location=gs://my-bucket/tmp --setup_file=./pyproject.toml \
+          --experiments=upload_graph"
+
+The Dataflow workers open the videos with OpenCV at the paths the
+annotations give: they must be on storage the workers can open as files (a
+local disk or a mounted bucket, e.g. gcsfuse at the same path), while
+--output_dir may be gs://. The workers also need keras_memdpc installed:
+--setup_file as above (needs the `build` module) or a custom container
+(--sdk_container_image).
+"""
+import functools
 import os
+import shlex
 
 from absl import app, flags, logging
 
@@ -41,7 +60,14 @@ flags.DEFINE_integer("short_side", 256, "Short side of the stored frames (150: f
 flags.DEFINE_bool("upscale", False, "Also enlarge videos whose short side is below --short_side.")
 flags.DEFINE_enum("flow", "none", ["none", "tvl1", "dis"],
                   "Also store optical flow: TV-L1 (paper, slow) or DIS (fast).")
-flags.DEFINE_integer("workers", None, "Encoding processes (default: all CPU cores).")
+flags.DEFINE_enum("runner", "local", ["local", "direct", "dataflow", "flink", "spark"],
+                  "local: a pool of processes on this machine; otherwise the Apache Beam "
+                  "runner (direct: Beam on this machine).")
+flags.DEFINE_string("beam_args", None,
+                    "Further Beam pipeline options, one string, e.g. \"--project=p "
+                    "--region=europe-west4 --temp_location=gs://b/tmp\".")
+flags.DEFINE_integer("workers", None,
+                     "--runner=local: encoding processes (default: all CPU cores).")
 flags.DEFINE_integer("videos_per_shard", DEFAULT_VIDEOS_PER_SHARD, "Most videos per shard.")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality, 0-100.")
 flags.DEFINE_float("frames_fps", DEFAULT_FRAME_FOLDER_FPS,
@@ -70,6 +96,11 @@ def _check_flags(dataset):
             raise app.UsageError(f"--{name} is not used by --dataset={dataset}")
     if FLAGS.split is not None and FLAGS.split not in (1, 2, 3):
         raise app.UsageError(f"--split must be 1, 2 or 3, got {FLAGS.split}")
+    if FLAGS.runner == "local" and FLAGS.beam_args is not None:
+        raise app.UsageError("--beam_args needs a Beam --runner (direct, dataflow, flink, spark)")
+    if FLAGS.runner != "local" and FLAGS.workers is not None:
+        raise app.UsageError(f"--workers is not used by --runner={FLAGS.runner}; pass "
+                             "worker options of the runner in --beam_args")
     if not os.path.isdir(FLAGS.video_dir):
         raise app.UsageError(f"--video_dir={FLAGS.video_dir}: no such directory")
 
@@ -90,14 +121,35 @@ def _read_dataset(dataset):
     return readers.read_frame_folders(FLAGS.video_dir, FLAGS.annotations)
 
 
+def _preparation(runner):
+    """prepare_dataset, or prepare_dataset_with_beam bound to `runner` and --beam_args."""
+    if runner == "local":
+        return functools.partial(prepare_dataset, workers=FLAGS.workers)
+    try:
+        from keras_memdpc.beam_preparation import prepare_dataset_with_beam
+    except ModuleNotFoundError as error:
+        if error.name != "apache_beam":
+            raise
+        logging.error("--runner=%s needs Apache Beam, which is not installed: "
+                      "pip install keras_memdpc[beam]", runner)
+        raise SystemExit(1) from None
+    try:
+        pipeline_args = shlex.split(FLAGS.beam_args or "")
+    except ValueError as error:
+        raise app.UsageError(f"--beam_args={FLAGS.beam_args!r}: {error}") from None
+    return functools.partial(prepare_dataset_with_beam, runner=runner,
+                             pipeline_args=pipeline_args)
+
+
 def main(argv):
     del argv
     _check_flags(FLAGS.dataset)
+    prepare = _preparation(FLAGS.runner)
     try:
         dataset = _read_dataset(FLAGS.dataset)
-        summary = prepare_dataset(
+        summary = prepare(
             dataset, FLAGS.output_dir, short_side=FLAGS.short_side,
-            flow=None if FLAGS.flow == "none" else FLAGS.flow, workers=FLAGS.workers,
+            flow=None if FLAGS.flow == "none" else FLAGS.flow,
             videos_per_shard=FLAGS.videos_per_shard, jpeg_quality=FLAGS.jpeg_quality,
             upscale=FLAGS.upscale, frames_fps=FLAGS.frames_fps)
     except (AnnotationError, OSError, ValueError) as error:
