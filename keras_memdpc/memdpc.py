@@ -1,4 +1,8 @@
-"""The MemDPC model: encoder, ConvGRU aggregators, memory, dense contrastive training."""
+"""The MemDPC model: encoder, ConvGRU aggregators, memory, dense contrastive training.
+
+With predictor="regression" (and batch_norm_statistics="batch") it is also the DPC model
+of the same authors (Han, Xie, Zisserman, ICCV Workshops 2019), which regresses z_hat.
+"""
 
 import keras
 from keras import layers, ops
@@ -15,6 +19,8 @@ from keras_memdpc.resnet_2d3d import ResNet2D3D
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PREDICTORS = ("memory", "regression")
+BATCH_NORM_STATISTICS = ("moving", "batch")
 
 
 def normalize_frames(frames):
@@ -37,13 +43,23 @@ class MemDPC(keras.Model):
     the memory. Training minimises the dense contrastive loss of Eq. 6, summed
     over directions as the released code does.
 
+    With predictor="regression" the model is DPC (the authors' earlier model,
+    whose checkpoints `keras_memdpc.convert` imports): phi is two 1x1 convs
+    256 -> 256 -> 256 whose output is z_hat itself, with no memory. DPC's
+    BatchNorm keeps no running statistics and so always normalises with the
+    statistics of the current batch, at inference too:
+    batch_norm_statistics="batch" does the same in the encoder (its moving
+    statistics are then still updated, but never read). The encoder's
+    BatchNorm layers fall back to their moving statistics when the encoder is
+    frozen (trainable=False), as every Keras BatchNormalization does.
+
     Args:
         network: encoder depth, "resnet18" or "resnet34".
         image_size: frame height and width (128 or 224 in the paper).
         num_blocks: blocks per clip (8).
         block_length: frames per block (5).
         pred_steps: blocks predicted (3).
-        memory_size: memory slots k (1024).
+        memory_size: memory slots k (1024); unused by the "regression" predictor.
         bidirectional: add the backward direction (the released model).
         gru_kernel_size: kernel of the GRU gates (1).
         dropout: dropout on the GRU's carried state in training (0.1).
@@ -52,6 +68,11 @@ class MemDPC(keras.Model):
         gather_negatives: under tf.distribute, contrast against the features of
             all replicas; the reference uses each replica's sub-batch only.
         seed: seed of the GRU dropout.
+        predictor: "memory" (MemDPC: z_hat = softmax(phi(c)) @ M) or
+            "regression" (DPC: z_hat = phi(c)).
+        batch_norm_statistics: what the encoder's BatchNorm normalises with
+            outside training: "moving" (its moving statistics; MemDPC) or
+            "batch" (the current batch's, always; DPC).
 
     Input: clips [batch, num_blocks, block_length, image_size, image_size, 3],
         float32 normalised with the ImageNet mean and std, or raw uint8 RGB
@@ -61,7 +82,8 @@ class MemDPC(keras.Model):
         "predictions": z_hat [batch, D, pred_steps, h, w, 256],
         "targets": the true pre-ReLU features z [batch, D, pred_steps, h, w, 256]
             (for the backward direction, blocks in reversed order),
-        "addressing": memory probabilities p [batch, D, pred_steps, h, w, k].
+        "addressing": memory probabilities p [batch, D, pred_steps, h, w, k]
+            (only with the "memory" predictor).
 
     Example:
         model = MemDPC(network="resnet18", image_size=128)
@@ -85,6 +107,8 @@ class MemDPC(keras.Model):
         temperature=0.07,
         gather_negatives=False,
         seed=None,
+        predictor="memory",
+        batch_norm_statistics="moving",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -95,6 +119,13 @@ class MemDPC(keras.Model):
             )
         if similarity not in ("dot", "cosine"):
             raise ValueError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
+        if predictor not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+        if batch_norm_statistics not in BATCH_NORM_STATISTICS:
+            raise ValueError(
+                f"batch_norm_statistics must be one of {BATCH_NORM_STATISTICS}, "
+                f"got {batch_norm_statistics!r}"
+            )
         # === Layers ===
         self.encoder = BlockDistributed(ResNet2D3D(network), name="backbone")
         feature_dim = self.encoder.layer.output_channels
@@ -114,7 +145,7 @@ class MemDPC(keras.Model):
                     name="conv1",
                 ),
                 layers.Conv2D(
-                    memory_size,
+                    memory_size if predictor == "memory" else feature_dim,
                     1,
                     kernel_initializer=keras.initializers.Orthogonal(0.1),
                     name="conv2",
@@ -122,7 +153,9 @@ class MemDPC(keras.Model):
             ],
             name="network_pred",
         )
-        self.memory = MemoryBank(memory_size, feature_dim, name="mb")
+        self.memory = None
+        if predictor == "memory":
+            self.memory = MemoryBank(memory_size, feature_dim, name="mb")
         self.top1_tracker = keras.metrics.Mean(name="top1")
         self.top5_tracker = keras.metrics.Mean(name="top5")
         # === Config ===
@@ -139,6 +172,8 @@ class MemDPC(keras.Model):
         self.temperature = temperature
         self.gather_negatives = gather_negatives
         self.seed = seed
+        self.predictor = predictor
+        self.batch_norm_statistics = batch_norm_statistics
 
     @property
     def clip_shape(self):
@@ -154,13 +189,22 @@ class MemDPC(keras.Model):
         for aggregator in self.aggregators:
             aggregator.build((None, self.num_blocks, *grid))
         self.phi.build((None, *grid))
-        self.memory.build((None, *grid[:2], self.memory_size))
+        if self.memory is not None:
+            self.memory.build((None, *grid[:2], self.memory_size))
 
     def _block_features(self, clips, training=None):
         """Pre-ReLU features of every block: [batch, blocks, h, w, 256]."""
         if not keras.backend.is_float_dtype(clips.dtype):
             clips = normalize_frames(clips)
+        if self.batch_norm_statistics == "batch":
+            training = True
         return self.encoder(ops.cast(clips, self.compute_dtype), training=training)
+
+    def _predict(self, hidden):
+        """(z_hat [batch, h, w, 256], addressing p [batch, h, w, k] or None)."""
+        if self.memory is None:
+            return self.phi(hidden), None
+        return self.memory(self.phi(hidden))
 
     def _directions(self, features):
         """(aggregator, block sequence) per direction; backward is reversed."""
@@ -175,17 +219,21 @@ class MemDPC(keras.Model):
             hidden = aggregator(ops.relu(sequence[:, :observed]), training=training)
             predictions, addressing = [], []
             for step in range(self.pred_steps):
-                z_hat, p = self.memory(self.phi(hidden))
+                z_hat, p = self._predict(hidden)
                 predictions.append(z_hat)
-                addressing.append(p)
+                if p is not None:
+                    addressing.append(p)
                 if step + 1 < self.pred_steps:
                     hidden = aggregator.cell(
                         ops.relu(z_hat), hidden, training=training
                     )
             outputs["predictions"].append(ops.stack(predictions, axis=1))
-            outputs["addressing"].append(ops.stack(addressing, axis=1))
+            if addressing:
+                outputs["addressing"].append(ops.stack(addressing, axis=1))
             outputs["targets"].append(sequence[:, observed:])
-        return {key: ops.stack(value, axis=1) for key, value in outputs.items()}
+        return {
+            key: ops.stack(value, axis=1) for key, value in outputs.items() if value
+        }
 
     def embed(self, clips, training=False):
         """The video embedding used downstream: the spatially pooled context.
@@ -285,4 +333,6 @@ class MemDPC(keras.Model):
             "temperature": self.temperature,
             "gather_negatives": self.gather_negatives,
             "seed": self.seed,
+            "predictor": self.predictor,
+            "batch_norm_statistics": self.batch_norm_statistics,
         }

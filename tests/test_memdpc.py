@@ -132,6 +132,47 @@ def test_invalid_arguments_are_rejected():
         MemDPC(num_blocks=3, pred_steps=3)
     with pytest.raises(ValueError, match="network"):
         MemDPC(network="resnet50")
+    with pytest.raises(ValueError, match="predictor"):
+        MemDPC(predictor="linear")
+    with pytest.raises(ValueError, match="batch_norm_statistics"):
+        MemDPC(batch_norm_statistics="none")
+
+
+def test_regression_predictor_is_dpc(tmp_path):
+    model = MemDPC(predictor="regression", bidirectional=False, **SMALL)
+    model.build()
+    backbone, gru, phi = 14_057_536, 3 * (256 * 512 + 256), 2 * (256 * 256 + 256)
+    assert trainable_count(model) == backbone + gru + phi
+    assert model.memory is None
+    clips = random_clips(model)
+    outputs = model(clips, training=False)
+    assert set(outputs) == {"predictions", "targets"}
+    assert tuple(outputs["predictions"].shape) == (2, 1, 2, 2, 2, 256)
+    features = np.asarray(model.encoder(clips, training=False))
+    context = model.aggregators[0](np.maximum(features[:, :3], 0))
+    np.testing.assert_allclose(outputs["predictions"][:, 0, 0], model.phi(context), atol=1e-5)
+    model.save(tmp_path / "dpc.keras")
+    restored = keras.saving.load_model(tmp_path / "dpc.keras")
+    assert restored.get_config() == model.get_config()
+    np.testing.assert_allclose(restored(clips)["predictions"], outputs["predictions"], atol=1e-5)
+    predictions, targets = (np.asarray(outputs[k][:, 0]) for k in ("predictions", "targets"))
+    expected = numpy_eq6(predictions, targets)[0]
+    np.testing.assert_allclose(model.compute_loss(y_pred=outputs), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("statistics", ["moving", "batch"])
+def test_batch_norm_statistics_in_inference(statistics):
+    model = MemDPC(batch_norm_statistics=statistics, **SMALL)
+    clips = random_clips(model, batch=3)
+    alone = np.asarray(model.embed(clips[:1]))
+    in_batch = np.asarray(model.embed(clips))[:1]
+    targets = model(clips, training=False)["targets"][:, 0]
+    features = np.asarray(model.encoder(clips, training=statistics == "batch"))
+    np.testing.assert_allclose(targets, features[:, 3:], rtol=1e-4, atol=1e-5)
+    if statistics == "moving":
+        np.testing.assert_allclose(alone, in_batch, rtol=1e-4, atol=1e-5)
+    else:
+        assert np.max(np.abs(alone - in_batch)) > 1e-2
 
 
 def test_adam_l2_adds_the_decay_to_the_gradient():
