@@ -43,10 +43,22 @@ def _build(model, dataset, strategy):
     """
     with strategy.scope():
         if not model.built:
+            if callable(dataset):
+                raise ValueError(
+                    "build the model before distributed_fit when the data comes "
+                    "from a dataset function"
+                )
             x_spec = keras.utils.unpack_x_y_sample_weight(dataset.element_spec)[0]
             model.build(x_spec.shape)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
+
+
+def _distribute(dataset, strategy):
+    """A distributed dataset of a tf.data.Dataset or of a dataset function."""
+    if callable(dataset):
+        return strategy.distribute_datasets_from_function(dataset)
+    return strategy.experimental_distribute_dataset(dataset)
 
 
 def _make_step_function(model, strategy, step_method):
@@ -115,10 +127,13 @@ def distributed_fit(
     Args:
         model: a compiled keras.Model, created and compiled under
             `strategy.scope()`.
-        dataset: a tf.data.Dataset of global batches, repeated as needed. It
-            is distributed with `strategy.experimental_distribute_dataset`
-            (under multi-worker, the default auto-shard policy applies); every
-            epoch takes `steps_per_epoch` batches from one persistent iterator.
+        dataset: a tf.data.Dataset of global batches, repeated as needed,
+            distributed with `strategy.experimental_distribute_dataset` (under
+            multi-worker, the default auto-shard policy applies); or a
+            function of a tf.distribute.InputContext returning that pipeline's
+            per-replica batches (`strategy.distribute_datasets_from_function`;
+            build the model first). Every epoch takes `steps_per_epoch`
+            batches from one persistent iterator.
         epochs: the epoch to stop before, counted from 0 as in fit.
         steps_per_epoch: training steps per epoch.
         callbacks: keras.callbacks.Callback instances or a CallbackList.
@@ -147,7 +162,7 @@ def distributed_fit(
     _build(model, dataset, strategy)
     step = _make_step_function(model, strategy, model.train_step)
     test_step = _make_step_function(model, strategy, model.test_step)
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    iterator = iter(_distribute(dataset, strategy))
     model.stop_training = False
     callbacks.on_train_begin()
     # keras.callbacks.BackupAndRestore sets this when it restores a backup.

@@ -16,17 +16,20 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_memdpc import synthetic_videos
+from keras_memdpc import readers, synthetic_videos
 from keras_memdpc.adam_l2 import AdamL2
+from keras_memdpc.data_preparation import prepare_dataset
 from keras_memdpc.distributed_fit import distributed_fit, is_chief
-from keras_memdpc.in_memory_clips import clip_dataset, stack_videos
 from keras_memdpc.knn import knn_accuracy
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.nan_guard import NaNLossError, RaiseOnNaN
+from keras_memdpc.video_pipeline import evaluation_dataset, training_dataset
+from keras_memdpc.video_tfrecord import DATASET_JSON, read_dataset_json, shard_pattern
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 SYNTHETIC = "synthetic"
+VALIDATION_SUBSETS = ("val", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -96,11 +99,13 @@ class PretrainConfig:
         for name in ("image_size", "batch_size", "epochs", "num_blocks", "block_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        if self.data != SYNTHETIC:
+        if self.data != SYNTHETIC and not tf.io.gfile.exists(
+            os.path.join(self.data, DATASET_JSON)
+        ):
             raise ValueError(
-                f"--data={self.data!r}: only the built-in synthetic set "
-                "('synthetic') can be read yet; prepared TFRecord data sets "
-                "come with train/prepare_data.py"
+                f"--data={self.data!r} is neither 'synthetic' nor a prepared data "
+                f"set (no {DATASET_JSON} there): prepare videos with "
+                "train/prepare_data.py first"
             )
 
 
@@ -126,23 +131,44 @@ def make_strategy(name):
     return tf.distribute.TPUStrategy(resolver)
 
 
-def synthetic_split(config, image_size):
-    """(train videos, train labels, test videos, test labels) of the synthetic set."""
-    frames = config.num_blocks * config.block_length * 3 + 30
-    items = synthetic_videos.make_dataset(
-        seed=config.seed,
-        videos_per_class=config.synthetic_videos_per_class,
-        num_frames=frames,
-        size=image_size,
-    )
-    split = {}
-    for name in ("train", "test"):
-        chosen = [item for item in items if item["split"] == name]
-        split[name] = (
-            stack_videos([item["frames"] for item in chosen]),
-            np.array([item["label"] for item in chosen]),
+def prepare_synthetic(config, root):
+    """Writes the synthetic set as videos and prepares it; returns the prepared dir.
+
+    The set is written once per (seed, size, videos per class) under `root`
+    and prepared with train/prepare_data.py's code, so it reaches the model
+    through the same TFRecord pipeline as a real data set. Videos keep one
+    motion throughout (no Oops-style change), so that the label describes
+    every clip of a video.
+    """
+    name = (f"synthetic_seed{config.seed}_size{config.image_size}"
+            f"_videos{config.synthetic_videos_per_class}")
+    videos_root = os.path.join(root, name, "videos")
+    prepared = os.path.join(root, name, "prepared")
+    if not os.path.exists(os.path.join(videos_root, "manifest.json")):
+        synthetic_videos.write_dataset(
+            videos_root,
+            seed=config.seed,
+            videos_per_class=config.synthetic_videos_per_class,
+            num_frames=config.num_blocks * config.block_length * 3 + 30,
+            size=config.image_size,
+            change_fraction=0.0,
         )
-    return split["train"] + split["test"]
+    dataset = readers.read_ucf101(
+        os.path.join(videos_root, "splits"), os.path.join(videos_root, "videos")
+    )
+    if not os.path.exists(os.path.join(prepared, "dataset.json")):
+        prepare_dataset(dataset, prepared, short_side=config.image_size, workers=1)
+    return prepared
+
+
+def data_subsets(data_dir):
+    """(train subset, validation subset or None, dataset.json) of a prepared set."""
+    info = read_dataset_json(data_dir)
+    subsets = info["subsets"]
+    if "train" not in subsets:
+        raise ValueError(f"{data_dir}: the prepared data set has no 'train' subset")
+    validation = next((name for name in VALIDATION_SUBSETS if name in subsets), None)
+    return "train", validation, info
 
 
 def make_model(config):
@@ -185,8 +211,12 @@ def best_logged(history_csv, monitor):
     return min(finite) if finite else None
 
 
-def make_callbacks(config, output_dir):
-    """NaN guard, best/last checkpoints, lr drop, logs, resume backup."""
+def make_callbacks(config, output_dir, monitor="val_loss"):
+    """NaN guard, best/last checkpoints, lr drop, logs, resume backup.
+
+    `monitor` picks the best checkpoint and drives the lr drop: the
+    validation loss, or the training loss when there is no validation data.
+    """
     history_csv = os.path.join(output_dir, "history.csv")
     best_path = os.path.join(output_dir, "best.keras")
     return [
@@ -194,12 +224,12 @@ def make_callbacks(config, output_dir):
         keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "last.keras")),
         keras.callbacks.ModelCheckpoint(
             best_path,
-            monitor="val_loss",
+            monitor=monitor,
             save_best_only=True,
-            initial_value_threshold=best_logged(history_csv, "val_loss"),
+            initial_value_threshold=best_logged(history_csv, monitor),
         ),
         keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss",
+            monitor=monitor,
             factor=0.1,
             patience=config.lr_patience,
             min_lr=config.lr * 0.1,
@@ -213,28 +243,43 @@ def make_callbacks(config, output_dir):
     ]
 
 
-def embeddings(model, videos, config, batch_size):
-    """Embeddings of the centred clip of each video, [videos, dim]."""
-    clips = clip_dataset(
-        videos, config.num_blocks, config.block_length, 1, training=False
-    ).unbatch().batch(batch_size)
-    return np.concatenate([np.asarray(model.embed(batch)) for batch in clips])
+def video_embeddings(model, data_dir, subset, config, batch_size):
+    """(embeddings [videos, dim], labels [videos]) of a prepared subset.
+
+    Each video's embedding is the mean of `model.embed` over its sliding
+    windows (centre crops).
+    """
+    clips = evaluation_dataset(
+        shard_pattern(data_dir, "rgb", subset), batch_size,
+        image_size=config.image_size, num_blocks=config.num_blocks,
+        block_length=config.block_length, crops="centre", output_dtype="uint8",
+    )
+    sums, counts, labels = {}, {}, {}
+    for batch, info in clips:
+        embedded = np.asarray(model.embed(batch), np.float64)
+        for row, video, label in zip(
+            embedded, info["video_index"].numpy(), info["label"].numpy()
+        ):
+            sums[video] = sums.get(video, 0.0) + row
+            counts[video] = counts.get(video, 0) + 1
+            labels[video] = label
+    videos = sorted(sums)
+    return (
+        np.stack([sums[v] / counts[v] for v in videos]),
+        np.array([labels[v] for v in videos]),
+    )
 
 
-def knn_report(model, config, train, test):
-    """1-NN motion-class accuracy of the learned and a random-init encoder."""
-    (train_videos, train_labels), (test_videos, test_labels) = train, test
+def knn_report(model, config, data_dir, train_subset, test_subset, num_classes):
+    """1-NN class accuracy of the learned and a random-init encoder."""
     random_model = make_model(config)
     random_model.build()
     report = {}
     for name, candidate in (("learned", model), ("random_init", random_model)):
-        report[f"knn_top1_{name}"] = knn_accuracy(
-            embeddings(candidate, train_videos, config, config.batch_size),
-            train_labels,
-            embeddings(candidate, test_videos, config, config.batch_size),
-            test_labels,
-        )
-    report["knn_chance"] = 1.0 / len(synthetic_videos.CLASS_NAMES)
+        train = video_embeddings(candidate, data_dir, train_subset, config, config.batch_size)
+        test = video_embeddings(candidate, data_dir, test_subset, config, config.batch_size)
+        report[f"knn_top1_{name}"] = knn_accuracy(*train, *test)
+    report["knn_chance"] = 1.0 / num_classes
     return report
 
 
@@ -283,26 +328,37 @@ def pretrain(config):
         replicas, global_batch, dataclasses.asdict(config),
     )
 
-    train_videos, train_labels, test_videos, test_labels = synthetic_split(
-        config, config.image_size
+    data_dir = (
+        prepare_synthetic(config, os.path.join(output_dir, "synthetic_data"))
+        if config.data == SYNTHETIC else config.data
     )
-    steps_per_epoch = config.steps_per_epoch or max(1, len(train_videos) // global_batch)
-    validation_batch = min(global_batch, len(test_videos))
-    train_data = clip_dataset(
-        train_videos, config.num_blocks, config.block_length, global_batch,
-        training=True, seed=config.seed,
-        colour_augmentation=config.colour_augmentation,
-    )
-    validation_data = clip_dataset(
-        test_videos, config.num_blocks, config.block_length, validation_batch,
-        training=False,
-    )
+    train_subset, validation_subset, info = data_subsets(data_dir)
+    train_videos = info["subsets"][train_subset]["videos"]
+    steps_per_epoch = config.steps_per_epoch or max(1, train_videos // global_batch)
+
+    def train_data(input_context=None):
+        return training_dataset(
+            shard_pattern(data_dir, "rgb", train_subset), global_batch,
+            image_size=config.image_size, num_blocks=config.num_blocks,
+            block_length=config.block_length, seed=config.seed,
+            input_context=input_context,
+            colour_augmentation=config.colour_augmentation, output_dtype="uint8",
+        ).map(lambda clips, labels: clips)
+
+    validation_data = None
+    if validation_subset is not None:
+        validation_data = evaluation_dataset(
+            shard_pattern(data_dir, "rgb", validation_subset), global_batch,
+            image_size=config.image_size, num_blocks=config.num_blocks,
+            block_length=config.block_length, crops="centre", output_dtype="uint8",
+        ).map(lambda clips, info: clips).unbatch().batch(global_batch, drop_remainder=True)
 
     with strategy.scope():
         model = make_model(config)
         model.build()
         model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
-    callbacks = make_callbacks(config, output_dir)
+    monitor = "loss" if validation_data is None else "val_loss"
+    callbacks = make_callbacks(config, output_dir, monitor)
     started = time.time()
     try:
         if config.strategy == "multi_worker":
@@ -313,7 +369,7 @@ def pretrain(config):
             )
         else:
             history = model.fit(
-                train_data, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                train_data(), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                 validation_data=validation_data, callbacks=callbacks,
                 verbose=config.verbose,
             )
@@ -333,14 +389,15 @@ def pretrain(config):
         "train_seconds": seconds,
         "clips_per_second": len(history.epoch) * steps_per_epoch * global_batch / max(seconds, 1e-9),
         "final": logged_rows(history_csv)[-1],
-        "best_val_loss": best_logged(history_csv, "val_loss"),
+        f"best_{monitor}": best_logged(history_csv, monitor),
         "plateau_loss": (2 if config.bidirectional else 1)
         * math.log(config.batch_size * config.pred_steps),
         "config": dataclasses.asdict(config),
     }
-    summary.update(
-        knn_report(model, config, (train_videos, train_labels), (test_videos, test_labels))
-    )
+    if validation_subset is not None:
+        summary.update(knn_report(
+            model, config, data_dir, train_subset, validation_subset, len(info["classes"])
+        ))
     if chief:
         _write_json(os.path.join(config.model_dir, "summary.json"), summary)
     return summary

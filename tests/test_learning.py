@@ -4,18 +4,21 @@ import math
 
 import keras
 
-from keras_memdpc import AdamL2, MemDPC
-from keras_memdpc.in_memory_clips import clip_dataset
-from keras_memdpc.pretraining import PretrainConfig, synthetic_split
+from keras_memdpc import AdamL2, MemDPC, synthetic_videos
+from keras_memdpc.in_memory_clips import clip_dataset, stack_videos
 
 BATCH, PRED_STEPS, SIZE = 8, 3, 48  # 48 px gives a 2 x 2 feature grid
 
 
 def synthetic(videos_per_class):
-    config = PretrainConfig(
-        image_size=SIZE, batch_size=BATCH, synthetic_videos_per_class=videos_per_class
-    ).resolved()
-    return config, synthetic_split(config, SIZE)
+    """(train videos, test videos) of the synthetic set held in memory."""
+    items = synthetic_videos.make_dataset(
+        videos_per_class=videos_per_class, num_frames=150, size=SIZE, change_fraction=0.0
+    )
+    return tuple(
+        stack_videos([item["frames"] for item in items if item["split"] == split])
+        for split in ("train", "test")
+    )
 
 
 def train(model, videos, steps, colour_augmentation, seed=0):
@@ -28,7 +31,7 @@ def train(model, videos, steps, colour_augmentation, seed=0):
 
 def test_loss_leaves_the_position_plateau_and_pretext_accuracy_rises():
     keras.utils.set_random_seed(0)
-    _, (train_videos, _, test_videos, _) = synthetic(videos_per_class=6)
+    train_videos, test_videos = synthetic(videos_per_class=6)
     model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=0)
     model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
     held_out = clip_dataset(test_videos, 8, 5, BATCH, training=False)
