@@ -23,7 +23,11 @@ from keras_memdpc.distributed_fit import distributed_fit, is_chief
 from keras_memdpc.knn import knn_accuracy
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.nan_guard import NaNLossError, RaiseOnNaN
-from keras_memdpc.video_pipeline import evaluation_dataset, training_dataset
+from keras_memdpc.video_pipeline import (
+    count_evaluation_windows,
+    evaluation_dataset,
+    training_dataset,
+)
 from keras_memdpc.video_tfrecord import DATASET_JSON, read_dataset_json, shard_pattern
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -347,11 +351,24 @@ def pretrain(config):
 
     validation_data = None
     if validation_subset is not None:
-        validation_data = evaluation_dataset(
-            shard_pattern(data_dir, "rgb", validation_subset), global_batch,
-            image_size=config.image_size, num_blocks=config.num_blocks,
-            block_length=config.block_length, crops="centre", output_dtype="uint8",
-        ).map(lambda clips, info: clips).unbatch().batch(global_batch, drop_remainder=True)
+        validation_pattern = shard_pattern(data_dir, "rgb", validation_subset)
+        validation_batches = count_evaluation_windows(
+            validation_pattern, config.num_blocks, config.block_length
+        ) // global_batch
+        if validation_batches == 0:
+            logging.warning(
+                "the %r subset holds fewer clips than one batch: no validation",
+                validation_subset,
+            )
+            validation_subset = None
+        else:
+            validation_data = evaluation_dataset(
+                validation_pattern, global_batch,
+                image_size=config.image_size, num_blocks=config.num_blocks,
+                block_length=config.block_length, crops="centre", output_dtype="uint8",
+            ).map(lambda clips, info: clips).unbatch().batch(
+                global_batch, drop_remainder=True
+            ).apply(tf.data.experimental.assert_cardinality(validation_batches))
 
     with strategy.scope():
         model = make_model(config)

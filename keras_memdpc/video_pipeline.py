@@ -22,6 +22,13 @@ colour augmentations: its channels are motion, not colour.
 Evaluation (`evaluation_dataset`) yields every sliding window of every video
 in file order, with a centre crop or ten crops, without randomness.
 
+With `clip_times=True` both also give, per clip, "frame_times" (float32
+[clip frames], the time in seconds of each sampled frame in its video:
+frame index / video fps, padded indices at the last frame's time) and the
+video's "metadata" (its JSON string, e.g. the Oops failure time t_fail), so
+that labels which depend on where a clip lies in its video (Oops) can be
+computed per block.
+
 Training works in two stages: per video (parse, check, draw the start,
 keep the clip's JPEGs), then, after the shuffle buffer, per batch (decode,
 crop, resize, then one XLA-fused pass for flip, colours and normalisation
@@ -96,6 +103,29 @@ def evaluation_window_starts(num_frames, window, window_stride):
     return tf.range(count) * window_stride
 
 
+def count_evaluation_windows(file_pattern, num_blocks=8, block_length=5, stride=3,
+                             window_stride=None):
+    """How many clips `evaluation_dataset` yields per crop for these shards.
+
+    Reads only each record's frame count (no JPEG is decoded), so a caller
+    can give a finite evaluation its length (Keras warns about running out of
+    data on a dataset of unknown length).
+    """
+    window = num_blocks * block_length * stride
+    window_stride = window_stride or window // 2
+    frame_counts = tf.data.TFRecordDataset(_files(file_pattern)).map(
+        lambda serialized: tf.io.parse_single_sequence_example(
+            serialized,
+            context_features={"video/num_frames": tf.io.FixedLenFeature([], tf.int64)},
+        )[0]["video/num_frames"],
+        num_parallel_calls=AUTOTUNE,
+    )
+    windows = frame_counts.map(
+        lambda n: tf.size(evaluation_window_starts(n, window, window_stride), tf.int64)
+    )
+    return int(windows.reduce(tf.constant(0, tf.int64), lambda total, n: total + n))
+
+
 def _parse_checked(serialized, modality):
     """Parses one video; its path is in the error when it is inconsistent."""
     video = parse_sequence_example(serialized)
@@ -126,6 +156,15 @@ def _check_frame_size(video, jpeg):
         ["Video", video["video/path"], "stores frames of", height, width,
          "but its JPEGs are", header[:2]],
     )
+
+
+def _times_and_metadata(video, indices):
+    """{"frame_times": float32 [..., frames] seconds of `indices`, "metadata": JSON}."""
+    fps = video["video/fps"]
+    check = tf.debugging.Assert(fps > 0, ["Video", video["video/path"], "has fps", fps])
+    with tf.control_dependencies([check]):
+        frame_times = tf.cast(indices, tf.float32) / fps
+    return {"frame_times": frame_times, "metadata": video["video/metadata"]}
 
 
 def _decode_frames(jpegs, count, window=None):
@@ -177,6 +216,7 @@ def training_dataset(
     output_dtype="float32",
     shuffle_buffer=256,
     repeat=True,
+    clip_times=False,
 ):
     """Augmented training clips from prepared TFRecord shards.
 
@@ -198,8 +238,12 @@ def training_dataset(
         output_dtype: "float32" or "bfloat16" (normalised) or "uint8" (raw).
         shuffle_buffer: sampled clips in the video shuffle buffer.
         repeat: endless (files reshuffled each epoch) or one pass.
+        clip_times: also give each clip's frame times and video metadata.
     Returns a dataset of (clips [batch, num_blocks, block_length, image_size,
-    image_size, 3] of `output_dtype`, labels int32 [batch]). A video whose
+    image_size, 3] of `output_dtype`, labels int32 [batch]); with
+    `clip_times`, (clips, {"label": int32 [batch], "frame_times": float32
+    [batch, num_blocks * block_length] seconds, "metadata": string [batch]
+    JSON}). A video whose
     record is inconsistent (frame count, modality, frame size) is skipped
     with a logged warning naming its file; a batch holding a JPEG that does
     not decode is skipped with the decoder's warning. The batch step is
@@ -259,12 +303,15 @@ def training_dataset(
         indices = sample_frame_indices(num_frames, clip_frames, stride, start)
         jpegs = tf.gather(video["frames/encoded"], indices)
         with tf.control_dependencies([_check_frame_size(video, jpegs[0])]):
-            return {
+            sampled = {
                 "frames": tf.identity(jpegs),
                 "label": tf.cast(video["video/label"], tf.int32),
                 "height": tf.cast(video["video/height"], tf.int32),
                 "width": tf.cast(video["video/width"], tf.int32),
             }
+        if clip_times:
+            sampled.update(_times_and_metadata(video, indices))
+        return sampled
 
     def augment(position, samples):
         crop_seed, flip_seed, colour_seed = tf.unstack(
@@ -287,7 +334,10 @@ def training_dataset(
             matrices, offsets = colour_transforms(colour_seed, means)
         batch = _finish_clips(clips, flips, matrices, offsets, flow, output_dtype)
         shape = [batch_size, num_blocks, block_length, image_size, image_size, 3]
-        return tf.reshape(batch, shape), samples["label"]
+        batch = tf.reshape(batch, shape)
+        if clip_times:
+            return batch, {key: samples[key] for key in ("label", "frame_times", "metadata")}
+        return batch, samples["label"]
 
     samples = records.enumerate().map(sample, num_parallel_calls=AUTOTUNE)
     samples = samples.ignore_errors(log_warning=True)
@@ -308,6 +358,7 @@ def evaluation_dataset(
     window_stride=None,
     modality="rgb",
     output_dtype="float32",
+    clip_times=False,
 ):
     """Every sliding window of every video, centre-cropped or ten-cropped.
 
@@ -325,7 +376,10 @@ def evaluation_dataset(
     Returns a dataset of (clips [batch, num_blocks, block_length, image_size,
     image_size, 3] of `output_dtype`, info) where info holds int32 [batch]
     "label", "video_index" (position of the video in the read order),
-    "window_index" and "crop_index". The last batch may be smaller.
+    "window_index" and "crop_index"; with `clip_times`, also "frame_times"
+    (float32 [batch, num_blocks * block_length] seconds of the window's
+    frames in its video) and "metadata" (string [batch], the video's JSON
+    metadata). The last batch may be smaller.
     """
     _check_choices(modality, output_dtype)
     if crops not in CROPS:
@@ -344,7 +398,7 @@ def evaluation_dataset(
         indices = sample_frame_indices(num_frames, clip_frames, stride, starts[:, None])
         windows = tf.shape(starts)[0]
         with tf.control_dependencies([_check_frame_size(video, video["frames/encoded"][0])]):
-            return {
+            windowed = {
                 "frames": tf.gather(video["frames/encoded"], indices),
                 "label": tf.fill([windows], tf.cast(video["video/label"], tf.int32)),
                 "video_index": tf.fill([windows], tf.cast(video_index, tf.int32)),
@@ -352,6 +406,11 @@ def evaluation_dataset(
                 "height": tf.fill([windows], tf.cast(video["video/height"], tf.int32)),
                 "width": tf.fill([windows], tf.cast(video["video/width"], tf.int32)),
             }
+        if clip_times:
+            times = _times_and_metadata(video, indices)
+            windowed["frame_times"] = times["frame_times"]
+            windowed["metadata"] = tf.fill([windows], times["metadata"])
+        return windowed
 
     def crop(element):
         if crops == "centre":
@@ -366,10 +425,10 @@ def evaluation_dataset(
         clips = tf.reshape(
             clips, [count, num_blocks, block_length, image_size, image_size, 3]
         )
-        info = {
-            key: tf.fill([count], element[key])
-            for key in ("label", "video_index", "window_index")
-        }
+        keys = ("label", "video_index", "window_index")
+        if clip_times:
+            keys += ("frame_times", "metadata")
+        info = {key: tf.repeat(element[key][None], count, axis=0) for key in keys}
         return clips, {**info, "crop_index": tf.range(count)}
 
     dataset = tf.data.TFRecordDataset(files).enumerate()

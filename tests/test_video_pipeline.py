@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from keras_memdpc.clip_augmentation import normalise
 from keras_memdpc.video_pipeline import (
+    count_evaluation_windows,
     evaluation_dataset,
     evaluation_window_starts,
     sample_start,
@@ -211,6 +212,7 @@ def test_evaluation_yields_every_window_of_every_video_in_order(tmp_path):
         np.testing.assert_array_equal(frame_numbers(clips[1 + window]), expected)
     again = np.concatenate([batch.numpy() for batch, _ in dataset])
     np.testing.assert_array_equal(again, clips)
+    assert count_evaluation_windows(pattern, num_blocks=10, block_length=2) == 4
 
 
 def test_ten_crop_evaluation_gives_ten_clips_per_window(tmp_path):
