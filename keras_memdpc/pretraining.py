@@ -20,9 +20,9 @@ from keras_memdpc import readers, synthetic_videos
 from keras_memdpc.adam_l2 import AdamL2
 from keras_memdpc.data_preparation import prepare_dataset
 from keras_memdpc.distributed_fit import distributed_fit, is_chief
-from keras_memdpc.knn import knn_accuracy
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.nan_guard import NaNLossError, RaiseOnNaN
+from keras_memdpc.retrieval import retrieval_report
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
     evaluation_dataset,
@@ -247,44 +247,42 @@ def make_callbacks(config, output_dir, monitor="val_loss"):
     ]
 
 
-def video_embeddings(model, data_dir, subset, config, batch_size):
-    """(embeddings [videos, dim], labels [videos]) of a prepared subset.
+def retrieval_comparison(model, config, data_dir):
+    """Retrieval R@k of the learned and of a randomly initialised encoder.
 
-    Each video's embedding is the mean of `model.embed` over its sliding
-    windows (centre crops).
+    Every held-out video queries the training videos (train/retrieve.py's
+    protocol); R@1 is the 1-nearest-neighbour class accuracy.
     """
-    clips = evaluation_dataset(
-        shard_pattern(data_dir, "rgb", subset), batch_size,
-        image_size=config.image_size, num_blocks=config.num_blocks,
-        block_length=config.block_length, crops="centre", output_dtype="uint8",
-    )
-    sums, counts, labels = {}, {}, {}
-    for batch, info in clips:
-        embedded = np.asarray(model.embed(batch), np.float64)
-        for row, video, label in zip(
-            embedded, info["video_index"].numpy(), info["label"].numpy()
-        ):
-            sums[video] = sums.get(video, 0.0) + row
-            counts[video] = counts.get(video, 0) + 1
-            labels[video] = label
-    videos = sorted(sums)
-    return (
-        np.stack([sums[v] / counts[v] for v in videos]),
-        np.array([labels[v] for v in videos]),
-    )
-
-
-def knn_report(model, config, data_dir, train_subset, test_subset, num_classes):
-    """1-NN class accuracy of the learned and a random-init encoder."""
     random_model = make_model(config)
     random_model.build()
-    report = {}
-    for name, candidate in (("learned", model), ("random_init", random_model)):
-        train = video_embeddings(candidate, data_dir, train_subset, config, config.batch_size)
-        test = video_embeddings(candidate, data_dir, test_subset, config, config.batch_size)
-        report[f"knn_top1_{name}"] = knn_accuracy(*train, *test)
-    report["knn_chance"] = 1.0 / num_classes
-    return report
+    return {
+        f"retrieval_{name}": retrieval_report(candidate, data_dir, batch_size=config.batch_size)
+        for name, candidate in (("learned", model), ("random_init", random_model))
+    }
+
+
+def summary_text(summary):
+    """The lines pretrain.py prints at the end of a run."""
+    final = summary["final"]
+    held_out = f", held-out loss {final['val_loss']:.3f}" if "val_loss" in final else ""
+    lines = [
+        f"Pretraining finished in {summary['train_seconds']:.0f} s "
+        f"({summary['clips_per_second']:.2f} clips/s).",
+        f"  training loss {final['loss']:.3f} (position-only plateau "
+        f"{summary['plateau_loss']:.3f}){held_out}",
+    ]
+    if "val_top1" in final:
+        lines.append(f"  pretext top-1 on held-out clips {final['val_top1']:.3f} "
+                     f"(top-5 {final['val_top5']:.3f})")
+    if "retrieval_learned" in summary:
+        learned, random_init = summary["retrieval_learned"], summary["retrieval_random_init"]
+        lines.append(
+            f"  retrieval R@1 (= 1-NN class accuracy): learned {learned['R@1']:.3f} vs "
+            f"random init {random_init['R@1']:.3f} (chance {summary['chance']:.3f}); "
+            f"R@5 {learned['R@5']:.3f} vs {random_init['R@5']:.3f}"
+        )
+    lines.append(f"  checkpoints: {summary['model_dir']}/best.keras, last.keras; summary.json")
+    return "\n".join(lines)
 
 
 def _check_not_finished(model_dir, overwrite):
@@ -387,7 +385,7 @@ def pretrain(config):
         else:
             history = model.fit(
                 train_data(), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                validation_data=validation_data, callbacks=callbacks,
+                validation_data=validation_data, callbacks=callbacks, shuffle=False,
                 verbose=config.verbose,
             )
     except NaNLossError as error:
@@ -412,9 +410,8 @@ def pretrain(config):
         "config": dataclasses.asdict(config),
     }
     if validation_subset is not None:
-        summary.update(knn_report(
-            model, config, data_dir, train_subset, validation_subset, len(info["classes"])
-        ))
+        summary.update(retrieval_comparison(model, config, data_dir))
+        summary["chance"] = 1.0 / len(info["classes"])
     if chief:
         _write_json(os.path.join(config.model_dir, "summary.json"), summary)
     return summary

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_memdpc.pretraining import PretrainConfig, pretrain
+from keras_memdpc.pretraining import PretrainConfig, pretrain, summary_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(
@@ -31,8 +31,12 @@ def test_tiny_run_writes_checkpoints_history_and_summary(tmp_path):
     assert np.isfinite(summary["final"]["loss"])
     assert 0 <= summary["final"]["val_top1"] <= 1
     assert summary["plateau_loss"] == pytest.approx(2 * np.log(4 * 2))
-    for key in ("knn_top1_learned", "knn_top1_random_init"):
-        assert 0 <= summary[key] <= 1
+    for key in ("retrieval_learned", "retrieval_random_init"):
+        recalls = [summary[key][f"R@{k}"] for k in (1, 5, 10, 20, 50)]
+        assert recalls == sorted(recalls) and 0 <= recalls[0] and recalls[-1] == 1.0
+    assert summary["chance"] == pytest.approx(1 / 8)
+    text = summary_text(summary)
+    assert f"learned {summary['retrieval_learned']['R@1']:.3f}" in text
     with open(tmp_path / "history.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
     assert json.loads((tmp_path / "summary.json").read_text())["epochs"] == 2

@@ -11,7 +11,13 @@ import json
 from absl import app, flags, logging
 
 from keras_memdpc.nan_guard import NaNLossError
-from keras_memdpc.pretraining import PRECISIONS, STRATEGIES, PretrainConfig, pretrain
+from keras_memdpc.pretraining import (
+    PRECISIONS,
+    STRATEGIES,
+    PretrainConfig,
+    pretrain,
+    summary_text,
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
@@ -54,22 +60,7 @@ def main(argv):
     except (NaNLossError, FileExistsError, ValueError) as error:
         logging.error("%s", error)
         raise SystemExit(1) from None
-    final = summary["final"]
-    print(
-        "\nPretraining finished in {:.0f} s ({:.2f} clips/s).\n"
-        "  training loss {:.3f} (position-only plateau {:.3f}), "
-        "held-out loss {:.3f}\n"
-        "  pretext top-1 on held-out clips {:.3f} (top-5 {:.3f})\n"
-        "  k-NN motion-class accuracy: learned {:.3f} vs random init {:.3f} "
-        "(chance {:.3f})\n"
-        "  checkpoints: {}/best.keras, last.keras; summary.json".format(
-            summary["train_seconds"], summary["clips_per_second"], final["loss"],
-            summary["plateau_loss"], final["val_loss"], final["val_top1"],
-            final["val_top5"], summary["knn_top1_learned"],
-            summary["knn_top1_random_init"], summary["knn_chance"],
-            summary["model_dir"],
-        )
-    )
+    print("\n" + summary_text(summary))
     logging.info("summary: %s", json.dumps(summary))
 
 
