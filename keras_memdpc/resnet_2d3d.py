@@ -126,9 +126,15 @@ class ResNet2D3D(layers.Layer):
 
     Args:
         network: "resnet18" or "resnet34".
+        pool_time: average over the remaining time steps (the default, as
+            in pretraining); False returns them, e.g. so that the action
+            classifier can apply ReLU before pooling, as the reference does.
+            It changes no weight.
 
     Input: [batch, frames, height, width, channels] (frames 5 in MemDPC).
-    Output: [batch, height / 32, width / 32, 256]: 4x4 at 128 px, 7x7 at 224.
+    Output: [batch, height / 32, width / 32, 256]: 4x4 at 128 px, 7x7 at 224;
+        with pool_time=False, [batch, ceil(frames / 4), height / 32,
+        width / 32, 256].
 
     Example:
         encoder = ResNet2D3D("resnet18")
@@ -136,13 +142,14 @@ class ResNet2D3D(layers.Layer):
         # features.shape == (2, 4, 4, 256)
     """
 
-    def __init__(self, network="resnet18", **kwargs):
+    def __init__(self, network="resnet18", pool_time=True, **kwargs):
         super().__init__(**kwargs)
         if network not in DEPTHS:
             raise ValueError(
                 f"network must be one of {sorted(DEPTHS)}, got {network!r}"
             )
         self.network = network
+        self.pool_time = pool_time
         self.output_channels = STAGE_WIDTHS[-1]
         self.conv1 = _Conv(64, (1, 7, 7), (1, 2, 2), name="conv1")
         self.bn1 = _batch_norm("bn1")
@@ -185,13 +192,22 @@ class ResNet2D3D(layers.Layer):
         x = self.maxpool(self.pool_pad(x))
         for block in self.blocks:
             x = block(x, training=training)
+        if not self.pool_time:
+            return x
         # The reference pools with kernel ceil(frames / 4), stride 1: the
         # stages leave exactly ceil(frames / 4) frames, so this is their mean.
         return ops.mean(x, axis=1)
 
     def compute_output_shape(self, input_shape):
         size = [None if s is None else math.ceil(s / 32) for s in input_shape[2:4]]
-        return (input_shape[0], *size, self.output_channels)
+        if self.pool_time:
+            return (input_shape[0], *size, self.output_channels)
+        frames = None if input_shape[1] is None else math.ceil(input_shape[1] / 4)
+        return (input_shape[0], frames, *size, self.output_channels)
 
     def get_config(self):
-        return {**super().get_config(), "network": self.network}
+        return {
+            **super().get_config(),
+            "network": self.network,
+            "pool_time": self.pool_time,
+        }

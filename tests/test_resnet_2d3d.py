@@ -102,3 +102,20 @@ def test_config_round_trip_and_keras_file(tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored(clips), model(clips), atol=1e-5)
+
+
+def test_unpooled_features_keep_time_and_average_to_the_default_output():
+    pooled = ResNet2D3D("resnet18")
+    frames = np.random.default_rng(2).normal(size=(2, 5, 64, 64, 3)).astype("float32")
+    expected = pooled(frames).numpy()
+    unpooled = ResNet2D3D.from_config({**pooled.get_config(), "pool_time": False})
+    unpooled.build(frames.shape)
+    unpooled.set_weights(pooled.get_weights())
+    assert unpooled.count_params() == pooled.count_params()
+    assert [w.path.split("/", 1)[1] for w in unpooled.weights] == [
+        w.path.split("/", 1)[1] for w in pooled.weights
+    ]
+    features = unpooled(frames).numpy()
+    assert features.shape == (2, 2, 2, 2, 256)
+    assert unpooled.compute_output_shape((None, 5, 64, 64, 3)) == (None, 2, 2, 2, 256)
+    np.testing.assert_allclose(features.mean(axis=1), expected, rtol=1e-5, atol=1e-5)
