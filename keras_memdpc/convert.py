@@ -1,4 +1,8 @@
-"""Imports the original PyTorch MemDPC and DPC checkpoints into `MemDPC`.
+"""Imports the original PyTorch MemDPC and DPC checkpoints into Keras models.
+
+Pretraining checkpoints become a `MemDPC`; finetuned classifier checkpoints
+(keys final_bn.* and final_fc.1.*, no 'mb' and no network_pred) become an
+`ActionClassifier` with protocol "finetune".
 
 The converted model holds the same numbers as the checkpoint, in Keras layouts:
 conv kernels [out, in, t, h, w] -> [t, h, w, in, out] (3D) and [out, in, h, w]
@@ -6,19 +10,26 @@ conv kernels [out, in, t, h, w] -> [t, h, w, in, out] (3D) and [out, in, h, w]
 inputs as [x, h] in both frameworks, so input channels 0:256 act on x and
 256:512 on h (or r * h) on both sides; BatchNorm weight, bias, running_mean,
 running_var -> gamma, beta, moving_mean, moving_variance (num_batches_tracked
-is dropped); the memory 'mb' [k, 256] is copied as it is.
+is dropped); the memory 'mb' [k, 256] is copied as it is; the classifier's
+linear layer final_fc.1.weight [classes, 256 * directions] -> final_fc kernel
+[256 * directions, classes].
 
-What is read from the state_dict: the encoder depth (blocks per stage), the
-predictor (a memory 'mb' for MemDPC; DPC's network_pred 256 -> 256 -> 256
-regresses z_hat), the memory size, the directions ('agg_f' and 'agg_b';
+What is read from the state_dict: the kind of model, the encoder depth
+(blocks per stage), the number of classes of a classifier, the predictor (a
+memory 'mb' for MemDPC; DPC's network_pred 256 -> 256 -> 256 regresses
+z_hat), the memory size, the directions ('agg_f' and 'agg_b';
 DPC's single 'agg'), the GRU kernel size, and whether BatchNorm kept running
 statistics (DPC's did not: its model normalises with batch statistics, which
 `MemDPC(batch_norm_statistics="batch")` reproduces). The clip layout and the
 frame size are not in the weights: image_size defaults to the released
-models' (128 for R18, 224 for R34); the model accepts other sizes too.
+models' (128 for R18, 224 for R34); the model accepts other sizes too. A
+classifier checkpoint with a single 'agg' (DPC's) becomes a unidirectional
+classifier; one without BatchNorm running statistics is rejected, since
+`ActionClassifier` normalises with moving statistics at inference.
 
 Usage:
     python -m keras_memdpc.convert --checkpoint memdpc.pth.tar --output memdpc.keras
+    python -m keras_memdpc.convert --checkpoint finetuned.pth.tar --output classifier.keras
 """
 
 import pickle
@@ -34,6 +45,8 @@ GRU_GATES = ("reset_gate", "update_gate", "out_gate")
 # The original ConvGRU registers its cell twice: the same tensor under both names.
 GRU_CELL_ALIASES = ("ConvGRUCell_00", "cell_list.0")
 CLASSIFIER_PREFIXES = ("final_bn.", "final_fc.")
+# PyTorch Linear weights [out, in], which Keras holds as [in, out].
+LINEAR_WEIGHTS = ("final_fc.1.weight",)
 
 
 class CheckpointError(ValueError):
@@ -104,37 +117,53 @@ def _network(state_dict):
     )
 
 
+def is_classifier(state_dict):
+    """Whether the state_dict is a finetuned classifier's (it has final_bn.* or final_fc.*)."""
+    return any(key.startswith(CLASSIFIER_PREFIXES) for key in state_dict)
+
+
+def _classifier_config(state_dict):
+    if "final_fc.1.weight" not in state_dict:
+        found = sorted(k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES))
+        raise CheckpointError(
+            f"a classifier checkpoint ({', '.join(found)}) without 'final_fc.1.weight'"
+        )
+    if "backbone.bn1.running_mean" not in state_dict:
+        raise CheckpointError(
+            "a classifier checkpoint whose BatchNorm has no running statistics "
+            "('backbone.bn1.running_mean' is missing): ActionClassifier normalises "
+            "with moving statistics at inference"
+        )
+    return {"num_classes": state_dict["final_fc.1.weight"].shape[0]}
+
+
 def infer_config(state_dict):
-    """The `MemDPC` arguments that the tensors determine.
+    """The `MemDPC` or `ActionClassifier` arguments that the tensors determine.
 
     Args:
         state_dict: {key: array} as `load_state_dict` returns it.
 
-    Returns: dict with network, predictor, bidirectional, gru_kernel_size,
-        batch_norm_statistics, and memory_size for the "memory" predictor.
+    Returns: dict with network, bidirectional and gru_kernel_size; for a
+        classifier (`is_classifier`) also num_classes; for a pretraining
+        checkpoint also predictor, batch_norm_statistics, and memory_size for
+        the "memory" predictor.
 
     Raises:
-        NotImplementedError: for a finetuned classifier checkpoint.
         CheckpointError: when the keys describe no supported model.
     """
-    classifier_keys = sorted(k for k in state_dict if k.startswith(CLASSIFIER_PREFIXES))
-    if classifier_keys:
-        raise NotImplementedError(
-            "this is a finetuned action classifier checkpoint (it has "
-            f"{', '.join(classifier_keys)}); keras_memdpc has no classifier model "
-            "to load it into yet, only the pretraining models MemDPC and DPC"
-        )
     prefixes = _aggregator_prefixes(state_dict)
     gates = [k for k in state_dict if k.startswith(prefixes[0] + ".") and k.endswith("gate.weight")]
     config = {
         "network": _network(state_dict),
-        "predictor": "memory" if "mb" in state_dict else "regression",
         "bidirectional": len(prefixes) == 2,
         "gru_kernel_size": state_dict[gates[0]].shape[-1] if gates else 1,
-        "batch_norm_statistics": (
-            "moving" if "backbone.bn1.running_mean" in state_dict else "batch"
-        ),
     }
+    if is_classifier(state_dict):
+        return {**config, **_classifier_config(state_dict)}
+    config["predictor"] = "memory" if "mb" in state_dict else "regression"
+    config["batch_norm_statistics"] = (
+        "moving" if "backbone.bn1.running_mean" in state_dict else "batch"
+    )
     if "mb" in state_dict:
         config["memory_size"] = state_dict["mb"].shape[0]
     return config
@@ -150,19 +179,29 @@ def _batch_norm_pairs(prefix, layer, moving):
     return pairs
 
 
+def _moving_statistics(model):
+    """Whether `model` normalises with BatchNorm moving statistics at inference.
+
+    Only a `MemDPC` converted from DPC uses batch statistics throughout.
+    """
+    return not isinstance(model, MemDPC) or model.batch_norm_statistics == "moving"
+
+
 def weight_pairs(model, aggregator_prefixes):
     """(PyTorch key, Keras variable) for the weights of `model` that a checkpoint fills.
 
     Every trainable weight is listed; the BatchNorm moving statistics are
     listed unless the model normalises with batch statistics. The GRU is
-    listed once, under its 'ConvGRUCell_00' name.
+    listed once, under its 'ConvGRUCell_00' name. After the encoder and the
+    aggregators come phi and the memory of a `MemDPC`, or final_bn and
+    final_fc of an `ActionClassifier`.
 
     Args:
-        model: a built `MemDPC`.
+        model: a built `MemDPC` or `ActionClassifier`.
         aggregator_prefixes: the checkpoint's name of each of
             `model.aggregators`: ['agg_f', 'agg_b'], ['agg_f'] or ['agg'] (DPC).
     """
-    moving = model.batch_norm_statistics == "moving"
+    moving = _moving_statistics(model)
     encoder = model.encoder.layer
     pairs = [("backbone.conv1.weight", encoder.conv1.conv.kernel)]
     pairs += _batch_norm_pairs("backbone.bn1", encoder.bn1, moving)
@@ -179,6 +218,13 @@ def weight_pairs(model, aggregator_prefixes):
             conv = getattr(aggregator.cell, gate)
             prefix = f"{name}.{GRU_CELL_ALIASES[0]}.{gate}"
             pairs += [(f"{prefix}.weight", conv.kernel), (f"{prefix}.bias", conv.bias)]
+    if not isinstance(model, MemDPC):
+        pairs += _batch_norm_pairs("final_bn", model.final_bn, moving=True)
+        pairs += [
+            ("final_fc.1.weight", model.final_fc.kernel),
+            ("final_fc.1.bias", model.final_fc.bias),
+        ]
+        return pairs
     for index, conv in zip((0, 2), model.phi.layers):
         prefix = f"network_pred.{index}"
         pairs += [(f"{prefix}.weight", conv.kernel), (f"{prefix}.bias", conv.bias)]
@@ -187,10 +233,16 @@ def weight_pairs(model, aggregator_prefixes):
     return pairs
 
 
-def _keras_layout(array):
-    """PyTorch conv kernels [out, in, *kernel] -> Keras [*kernel, in, out]."""
+def _keras_layout(key, array):
+    """A checkpoint tensor in the layout of its Keras weight.
+
+    Conv kernels [out, in, *kernel] -> [*kernel, in, out]; Linear weights
+    [out, in] -> [in, out]; anything else as it is.
+    """
     if array.ndim in (4, 5):
         return np.transpose(array, (*range(2, array.ndim), 1, 0))
+    if key in LINEAR_WEIGHTS:
+        return array.T
     return array
 
 
@@ -221,7 +273,7 @@ def load_weights(model, state_dict, aggregator_prefixes):
     each unmatched key and weight.
 
     Args:
-        model: a built `MemDPC`.
+        model: a built `MemDPC` or `ActionClassifier`.
         state_dict: {key: array} as `load_state_dict` returns it.
         aggregator_prefixes: as for `weight_pairs`.
     """
@@ -233,7 +285,7 @@ def load_weights(model, state_dict, aggregator_prefixes):
     pairs = weight_pairs(model, aggregator_prefixes)
     filled = {id(variable) for _, variable in pairs}
     ignored = set()
-    if model.batch_norm_statistics == "batch":
+    if not _moving_statistics(model):
         ignored = {
             id(v) for v in model.encoder.weights if v.name in ("moving_mean", "moving_variance")
         }
@@ -250,7 +302,7 @@ def load_weights(model, state_dict, aggregator_prefixes):
     arrays = []
     for key, variable in pairs:
         if key in tensors:
-            array = _keras_layout(tensors[key])
+            array = _keras_layout(key, tensors[key])
             if tuple(array.shape) != tuple(variable.shape):
                 problems.append(
                     f"checkpoint key {key!r} of shape {tensors[key].shape} does not fit "
@@ -264,44 +316,53 @@ def load_weights(model, state_dict, aggregator_prefixes):
 
 
 def model_from_state_dict(state_dict, image_size=None, **kwargs):
-    """A built `MemDPC` holding the checkpoint's weights.
+    """A built `MemDPC`, or `ActionClassifier` ("finetune"), holding the checkpoint's weights.
 
     Args:
         state_dict: {key: array} as `load_state_dict` returns it.
         image_size: frame size the model is built for; default 128 for R18
             and 224 for R34 (the released models).
-        **kwargs: further `MemDPC` arguments that the weights do not
-            determine (num_blocks, block_length, pred_steps, dropout, ...).
+        **kwargs: further arguments of the model that the weights do not
+            determine (num_blocks, block_length; pred_steps, dropout, ... for
+            `MemDPC`; dropout, gru_dropout, ... for `ActionClassifier`).
 
     Returns: the model, in the layouts and names of this package.
     """
+    # Imported here: action_classifier imports CheckpointError from this module.
+    from keras_memdpc.action_classifier import ActionClassifier
+
     config = infer_config(state_dict)
     if image_size is None:
         image_size = DEFAULT_IMAGE_SIZES[config["network"]]
-    model = MemDPC(image_size=image_size, **config, **kwargs)
+    if is_classifier(state_dict):
+        model = ActionClassifier(image_size=image_size, protocol="finetune", **config, **kwargs)
+    else:
+        model = MemDPC(image_size=image_size, **config, **kwargs)
     model.build()
     load_weights(model, state_dict, _aggregator_prefixes(state_dict))
     return model
 
 
 def convert_checkpoint(checkpoint, output=None, image_size=None, **kwargs):
-    """Reads a PyTorch checkpoint file, returns the `MemDPC`, optionally saved.
+    """Reads a PyTorch checkpoint file, returns the Keras model, optionally saved.
 
     Args:
         checkpoint: path of the .pth.tar file.
         output: path of the .keras file to write, or None.
         image_size, **kwargs: as for `model_from_state_dict`.
 
+    Returns: a `MemDPC` (pretraining checkpoint) or an `ActionClassifier`
+        (finetuned classifier checkpoint).
+
     Raises:
-        CheckpointError naming `checkpoint` when its keys do not match;
-        NotImplementedError naming it for a finetuned classifier checkpoint.
+        CheckpointError naming `checkpoint` when its keys do not match.
     """
     state_dict = load_state_dict(checkpoint)
     try:
         model = model_from_state_dict(state_dict, image_size=image_size, **kwargs)
-    except (CheckpointError, NotImplementedError) as error:
-        raise type(error)(f"{checkpoint}: {error}") from error
-    logging.info("%s -> MemDPC %s", checkpoint, infer_config(state_dict))
+    except CheckpointError as error:
+        raise CheckpointError(f"{checkpoint}: {error}") from error
+    logging.info("%s -> %s %s", checkpoint, type(model).__name__, infer_config(state_dict))
     if output is not None:
         model.save(output)
         logging.info("wrote %s", output)
@@ -314,20 +375,18 @@ def _define_flags():
     flags.DEFINE_integer("image_size", None, "Frame size (default 128 for R18, 224 for R34).")
     flags.DEFINE_integer("num_blocks", 8, "Blocks per clip.")
     flags.DEFINE_integer("block_length", 5, "Frames per block.")
-    flags.DEFINE_integer("pred_steps", 3, "Future blocks predicted.")
+    flags.DEFINE_integer(
+        "pred_steps", None, "Future blocks predicted (pretraining checkpoints only; default 3)."
+    )
 
 
 def main(argv):
     del argv
     values = flags.FLAGS
-    convert_checkpoint(
-        values.checkpoint,
-        values.output,
-        image_size=values.image_size,
-        num_blocks=values.num_blocks,
-        block_length=values.block_length,
-        pred_steps=values.pred_steps,
-    )
+    kwargs = {"num_blocks": values.num_blocks, "block_length": values.block_length}
+    if values.pred_steps is not None:
+        kwargs["pred_steps"] = values.pred_steps
+    convert_checkpoint(values.checkpoint, values.output, image_size=values.image_size, **kwargs)
 
 
 if __name__ == "__main__":

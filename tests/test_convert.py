@@ -6,7 +6,7 @@ shapes of the original state_dict (checked against the reference key lists
 when ../shared/reference is present).
 """
 
-import importlib
+import importlib.util
 import math
 import pathlib
 import subprocess
@@ -29,14 +29,17 @@ TOLERANCE = 1e-4
 
 
 def original_shapes(network="resnet18", memory_size=1024, aggregators=("agg_f", "agg_b"),
-                    running_stats=True, prediction_channels=None):
+                    running_stats=True, prediction_channels=None, classes=None):
     """{key: (shape, dtype)} of the original model's state_dict, in its order.
 
     DPC: aggregators ("agg",), prediction_channels 256, running_stats False,
-    memory_size None (no 'mb').
+    memory_size None (no 'mb'). Finetuned classifier: `classes` given; the
+    pretraining keys without 'mb' and network_pred, plus final_bn.* [256 * D]
+    and final_fc.1.weight [classes, 256 * D], final_fc.1.bias [classes], D the
+    number of aggregators (512 for the bidirectional MemDPC).
     """
     shapes = {}
-    if memory_size is not None:
+    if memory_size is not None and classes is None:
         shapes["mb"] = ((memory_size, 256), "float32")
 
     def batch_norm(prefix, channels):
@@ -68,6 +71,12 @@ def original_shapes(network="resnet18", memory_size=1024, aggregators=("agg_f", 
             for gate in GATES:
                 shapes[f"{aggregator}.{cell}.{gate}.weight"] = ((256, 512, 1, 1), "float32")
                 shapes[f"{aggregator}.{cell}.{gate}.bias"] = ((256,), "float32")
+    if classes is not None:
+        width = 256 * len(aggregators)
+        batch_norm("final_bn", width)
+        shapes["final_fc.1.weight"] = ((classes, width), "float32")
+        shapes["final_fc.1.bias"] = ((classes,), "float32")
+        return shapes
     outputs = prediction_channels or memory_size
     shapes["network_pred.0.weight"] = ((256, 256, 1, 1), "float32")
     shapes["network_pred.0.bias"] = ((256,), "float32")
@@ -97,7 +106,7 @@ def random_state_dict(shapes, seed=0):
             arrays[key] = rng.uniform(0.5, 2.0, shape)
         elif key.endswith("running_mean"):
             arrays[key] = rng.normal(0.0, 0.2, shape)
-        elif len(shape) == 1 and key.startswith("backbone") and key.endswith("weight"):
+        elif len(shape) == 1 and key.endswith("weight"):  # BatchNorm scales
             arrays[key] = rng.uniform(0.4, 1.0, shape)
         elif len(shape) == 1:
             arrays[key] = rng.normal(0.0, 0.1, shape)
@@ -127,8 +136,9 @@ def random_clips(batch=2, seed=1):
 # === The PyTorch reference, from DESIGN.md section 2 ===
 
 
-def torch_encoder(torch, weights, clips, network, batch_statistics):
-    """Pooled pre-ReLU block features [batch, blocks, 256, h, w] (NCHW)."""
+def torch_encoder(torch, weights, clips, network, batch_statistics, pool_time=True):
+    """Pre-ReLU block features [batch, blocks, 256, h, w] (NCHW), averaged over time;
+    with pool_time=False [batch, blocks, 256, time, h, w] before that average."""
     functional = torch.nn.functional
     batch, blocks, frames = clips.shape[:3]
     x = torch.from_numpy(clips).permute(0, 1, 5, 2, 3, 4).reshape(batch * blocks, 3, frames,
@@ -168,6 +178,8 @@ def torch_encoder(torch, weights, clips, network, batch_statistics):
             x = y + shortcut
             if not (stage == 4 and index == depth - 1):
                 x = functional.relu(x)
+    if not pool_time:
+        return x.reshape(batch, blocks, *x.shape[1:])
     x = functional.avg_pool3d(x, (math.ceil(frames / 4), 1, 1), stride=1)
     assert x.shape[2] == 1
     return x[:, :, 0].reshape(batch, blocks, *x.shape[1:2], *x.shape[3:])
@@ -230,6 +242,35 @@ def torch_reference(numpy_weights, clips, network, aggregators, batch_statistics
             contexts.append(context.mean(dim=(2, 3)))
         return (features.permute(0, 1, 3, 4, 2).numpy(), torch.cat(contexts, 1).numpy(),
                 float(loss))
+
+
+def torch_classifier(numpy_weights, clips, network, aggregators, relu_before_mean=True):
+    """(context [B, 256 * D], logits [B, classes]) of the finetuned classifier, in numpy.
+
+    Inference mode: BatchNorm with running statistics, dropout off. The
+    features are relu(encoder before temporal pooling) averaged over time
+    (relu_before_mean=False swaps the two, to show that the test tells them apart).
+    """
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    weights = {key: torch.from_numpy(np.asarray(value)) for key, value in numpy_weights.items()}
+    with torch.no_grad():
+        features = torch_encoder(torch, weights, clips, network, False, pool_time=False)
+        if relu_before_mean:
+            blocks = functional.relu(features).mean(dim=3)
+        else:
+            blocks = functional.relu(features.mean(dim=3))
+        contexts = []
+        for direction, prefix in enumerate(aggregators):
+            sequence = blocks if direction == 0 else blocks.flip(1)
+            contexts.append(torch_gru(torch, weights, prefix, sequence).mean(dim=(2, 3)))
+        context = torch.cat(contexts, 1)
+        normalised = functional.batch_norm(
+            context, weights["final_bn.running_mean"], weights["final_bn.running_var"],
+            weights["final_bn.weight"], weights["final_bn.bias"], training=False, eps=1e-5)
+        logits = functional.linear(normalised, weights["final_fc.1.weight"],
+                                   weights["final_fc.1.bias"])
+        return context.numpy(), logits.numpy()
 
 
 def save_checkpoint(torch, numpy_weights, path, prefix=""):
@@ -386,20 +427,58 @@ def test_checkpoint_errors_name_the_file(torch, tmp_path):
         convert.load_state_dict(garbage)
 
 
-def test_finetuned_classifier_checkpoints_are_not_supported_yet(torch, tmp_path):
-    shapes = original_shapes(memory_size=None, prediction_channels=256)
-    weights = {k: v for k, v in random_state_dict(shapes).items() if "network_pred" not in k}
-    weights.update({"final_bn.weight": np.ones(512, "float32"),
-                    "final_fc.1.weight": np.zeros((101, 512), "float32")})
-    path = save_checkpoint(torch, weights, tmp_path / "finetuned.pth.tar", prefix="module.")
-    with pytest.raises(NotImplementedError, match=f"{path}: .*final_bn.weight, final_fc.1"):
-        convert.convert_checkpoint(path)
+@pytest.mark.parametrize(
+    "aggregators, classes, prefix",
+    [(("agg_f", "agg_b"), 101, ""), (("agg",), 7, "module.")],
+)
+def test_finetuned_classifier_checkpoint_reproduces_the_original(torch, tmp_path, aggregators,
+                                                                 classes, prefix):
+    weights = random_state_dict(original_shapes(aggregators=aggregators, classes=classes))
+    path = save_checkpoint(torch, weights, tmp_path / "finetuned.pth.tar", prefix=prefix)
+    model = convert.convert_checkpoint(path, image_size=64, num_blocks=8, block_length=5)
+    config = model.get_config()
+    assert type(model).__name__ == "ActionClassifier"
+    assert (config["num_classes"], config["bidirectional"], config["protocol"]) == (
+        classes, len(aggregators) == 2, "finetune")
+    np.testing.assert_array_equal(model.final_fc.kernel.numpy(), weights["final_fc.1.weight"].T)
+    clips = random_clips()
+    expected = torch_classifier(weights, clips, "resnet18", aggregators)
+    actual = (model.context(clips, training=False), model(clips, training=False))
+    errors = [relative_error(a, e) for a, e in zip(actual, expected)]
+    assert max(errors) <= TOLERANCE, f"relative errors (context, logits) {errors}"
+    # The comparison is sharp enough to see where the ReLU goes.
+    _, swapped = torch_classifier(weights, clips, "resnet18", aggregators, relu_before_mean=False)
+    assert relative_error(swapped, expected[1]) > 100 * TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: w.pop("final_fc.1.bias"), "no checkpoint key 'final_fc.1.bias'"),
+        (lambda w: w.update({"mb": np.zeros((8, 256), "float32")}), "'mb' fills no weight"),
+        (lambda w: w.update({"final_bn.running_var": np.ones(256, "float32")}),
+         "'final_bn.running_var' of shape \\(256,\\)"),
+        (lambda w: w.pop("final_fc.1.weight"), "without 'final_fc.1.weight'"),
+    ],
+)
+def test_unmatched_classifier_keys_are_errors_naming_them(change, message):
+    weights = random_state_dict(original_shapes(classes=5))
+    change(weights)
+    with pytest.raises(convert.CheckpointError, match=message):
+        convert.model_from_state_dict(weights, image_size=64)
+
+
+def test_classifier_without_running_statistics_is_rejected():
+    weights = random_state_dict(original_shapes(aggregators=("agg",), running_stats=False,
+                                                classes=5))
+    with pytest.raises(convert.CheckpointError, match="no running statistics"):
+        convert.model_from_state_dict(weights, image_size=64)
 
 
 def test_command_line_writes_a_loadable_keras_file(torch, tmp_path):
-    weights = random_state_dict(original_shapes(memory_size=16))
-    path = save_checkpoint(torch, weights, tmp_path / "model.pth.tar")
-    output = tmp_path / "model.keras"
+    weights = random_state_dict(original_shapes(classes=5))
+    path = save_checkpoint(torch, weights, tmp_path / "finetuned.pth.tar")
+    output = tmp_path / "classifier.keras"
     result = subprocess.run(
         [sys.executable, "-m", "keras_memdpc.convert", f"--checkpoint={path}",
          f"--output={output}", "--image_size=64"],
@@ -408,14 +487,18 @@ def test_command_line_writes_a_loadable_keras_file(torch, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     restored = keras.saving.load_model(output)
-    converted = convert.model_from_state_dict(weights, image_size=64)
+    assert type(restored).__name__ == "ActionClassifier"
     clips = random_clips()
-    for actual, expected in zip(keras_outputs(restored, clips), keras_outputs(converted, clips)):
-        np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+    _, expected = torch_classifier(weights, clips, "resnet18", ("agg_f", "agg_b"))
+    assert relative_error(restored(clips, training=False), expected) <= TOLERANCE
 
 
 def test_imports_without_torch_and_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch", None)
-    module = importlib.reload(convert)
+    # A separate copy of the module: reloading keras_memdpc.convert itself would
+    # give it a new CheckpointError class, unlike the one other modules imported.
+    spec = importlib.util.find_spec("keras_memdpc.convert")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     with pytest.raises(ImportError, match=r"pip install keras_memdpc\[torch\]"):
         module.load_state_dict(tmp_path / "any.pth.tar")
