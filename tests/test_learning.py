@@ -13,7 +13,7 @@ BATCH, PRED_STEPS, SIZE = 8, 3, 48  # 48 px gives a 2 x 2 feature grid
 def synthetic(videos_per_class):
     """(train videos, test videos) of the synthetic set held in memory."""
     items = synthetic_videos.make_dataset(
-        videos_per_class=videos_per_class, num_frames=150, size=SIZE, change_fraction=0.0
+        videos_per_class=videos_per_class, num_frames=150, size=SIZE
     )
     return tuple(
         stack_videos([item["frames"] for item in items if item["split"] == split])

@@ -90,7 +90,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert second.returncode == 0, output[-3000:]
     assert "Epoch 1/4" not in output, output[-3000:]
     assert "Epoch 4/4" in output
-    assert "k-NN motion-class accuracy" in output
+    assert "retrieval R@1 (= 1-NN class accuracy): learned" in output
     with open(tmp_path / "history.csv") as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs[-1] == 3 and set(epochs) == {0, 1, 2, 3}
