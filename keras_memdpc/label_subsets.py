@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_memdpc.video_tfrecord import shard_path, shard_pattern
+from keras_memdpc.video_tfrecord import shard_files, shard_path, shard_pattern
 
 SUBSET_JSON = "label_subset.json"
 _CONTEXT = {
@@ -85,14 +85,6 @@ def _records_with_context(file_name):
         return serialized, context["video/path"], context["video/label"]
 
     return tf.data.TFRecordDataset(file_name).map(parse).as_numpy_iterator()
-
-
-def shard_files(file_pattern):
-    """The shards matching `file_pattern`, sorted (the pipeline's read order)."""
-    files = sorted(tf.io.gfile.glob(file_pattern))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
-    return files
 
 
 def read_video_labels(file_pattern):

@@ -26,6 +26,7 @@ from keras_memdpc.video_pipeline import evaluation_dataset
 from keras_memdpc.video_tfrecord import (
     parse_sequence_example,
     read_dataset_json,
+    shard_files,
     shard_pattern,
 )
 
@@ -63,17 +64,10 @@ def load_memdpc(checkpoint, **random_init):
     return model
 
 
-def _shard_files(file_pattern):
-    files = sorted(tf.io.gfile.glob(file_pattern))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
-    return files
-
-
 def video_paths(file_pattern):
     """Source paths of the videos in the shards, in the pipeline's read order."""
     spec = {"video/path": tf.io.FixedLenFeature([], tf.string)}
-    paths = tf.data.TFRecordDataset(_shard_files(file_pattern)).map(
+    paths = tf.data.TFRecordDataset(shard_files(file_pattern)).map(
         lambda serialized: tf.io.parse_single_sequence_example(
             serialized, context_features=spec
         )[0]["video/path"]
@@ -93,7 +87,7 @@ def middle_frames(file_pattern, video_indices):
     """
     wanted = {int(index) for index in video_indices}
     frames = {}
-    records = tf.data.TFRecordDataset(_shard_files(file_pattern))
+    records = tf.data.TFRecordDataset(shard_files(file_pattern))
     for index, serialized in enumerate(records):
         if len(frames) == len(wanted):
             break

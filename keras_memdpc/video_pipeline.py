@@ -65,18 +65,11 @@ from keras_memdpc.frame_colour_augmentation import (
     colour_transforms,
 )
 from keras_memdpc.in_memory_clips import sample_frame_indices
-from keras_memdpc.video_tfrecord import MODALITIES, parse_sequence_example
+from keras_memdpc.video_tfrecord import MODALITIES, parse_sequence_example, shard_files
 
 CROPS = ("centre", "ten")
 MAX_PARALLEL_FILES = 16
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def _files(file_pattern):
-    files = sorted(tf.io.gfile.glob(file_pattern))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
-    return files
 
 
 def _check_choices(modality, output_dtype):
@@ -113,7 +106,7 @@ def count_evaluation_windows(file_pattern, num_blocks=8, block_length=5, stride=
     """
     window = num_blocks * block_length * stride
     window_stride = window_stride or window // 2
-    frame_counts = tf.data.TFRecordDataset(_files(file_pattern)).map(
+    frame_counts = tf.data.TFRecordDataset(shard_files(file_pattern)).map(
         lambda serialized: tf.io.parse_single_sequence_example(
             serialized,
             context_features={"video/num_frames": tf.io.FixedLenFeature([], tf.int64)},
@@ -251,19 +244,19 @@ def training_dataset(
     once: the first batch takes ~5 s at 16 clips, ~25 s at 64 (2-core CPU).
     """
     _check_choices(modality, output_dtype)
-    files = _files(file_pattern)
+    files = shard_files(file_pattern)
     pipelines, pipeline_id = 1, 0
     if input_context is not None:
         pipelines = input_context.num_input_pipelines
         pipeline_id = input_context.input_pipeline_id
         batch_size = input_context.get_per_replica_batch_size(batch_size)
-    shard_files = pipelines > 1 and len(files) >= pipelines
-    if shard_files:
+    by_file = pipelines > 1 and len(files) >= pipelines
+    if by_file:
         files = files[pipeline_id::pipelines]
     if pipelines > 1:
         logging.info(
             "Training input pipeline %d of %d: %d files, sharded by %s, batch %d",
-            pipeline_id, pipelines, len(files), "file" if shard_files else "video",
+            pipeline_id, pipelines, len(files), "file" if by_file else "video",
             batch_size,
         )
     clip_frames = num_blocks * block_length
@@ -292,7 +285,7 @@ def training_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    if pipelines > 1 and not shard_files:
+    if pipelines > 1 and not by_file:
         records = records.shard(pipelines, pipeline_id)
 
     def sample(position, serialized):
@@ -388,7 +381,7 @@ def evaluation_dataset(
     window = clip_frames * stride
     window_stride = window_stride or window // 2
     flow = modality != "rgb"
-    files = _files(file_pattern)
+    files = shard_files(file_pattern)
     count = 1 if crops == "centre" else 10
 
     def windows(video_index, serialized):

@@ -37,6 +37,14 @@ def shard_pattern(output_dir, modality, subset):
     return os.path.join(output_dir, modality, f"{subset}-*-of-*.tfrecord")
 
 
+def shard_files(file_pattern):
+    """The shards matching `file_pattern`, sorted (the pipelines' read order)."""
+    files = sorted(tf.io.gfile.glob(file_pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord shards match {file_pattern}")
+    return files
+
+
 def make_sequence_example(encoded_frames, *, path, label, fps, height, width,
                           modality="rgb", metadata=None):
     """A tf.train.SequenceExample holding one video's JPEG frames."""
