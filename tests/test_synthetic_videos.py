@@ -30,8 +30,7 @@ def _gray(frame):
 def _shift(frame_a, frame_b):
     """(dx, dy) of the content of frame_b relative to frame_a, by phase correlation.
 
-    Measured on the colour channel with the most contrast: the gratings'
-    random colours can be nearly isoluminant, leaving little in grey.
+    Measured on the colour channel with the most contrast.
     """
     channel = int(np.argmax(frame_a.reshape(-1, 3).std(axis=0)))
     a = frame_a[..., channel].astype(np.float32)
@@ -85,9 +84,9 @@ def test_make_video_shape_dtype_and_determinism():
 
 @pytest.mark.parametrize("kwargs", [
     dict(motion_class=8),
-    dict(motion_class=0, change_frame=5),
-    dict(motion_class=0, change_frame=30, change_class=1),
-    dict(motion_class=0, change_frame=5, change_class=-1),
+    dict(motion_class=-1),
+    dict(motion_class=0, change_frame=30),
+    dict(motion_class=0, change_frame=-1),
 ])
 def test_make_video_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
@@ -103,33 +102,53 @@ def test_translation_moves_the_whole_frame(name, direction):
         shift = _mean_motion(_shift, _video(_class_id(name), seed))
         along = shift @ np.array(direction)
         across = shift @ np.array(direction[::-1])
-        # 0.5-1.5 px per frame, measured over 3 frames.
-        assert 1.2 < along < 5.0, (name, seed, shift)
-        assert abs(across) < 0.5, (name, seed, shift)
+        # 2-4 px per frame, measured over 3 frames.
+        assert 5.0 < along < 13.0, (name, seed, shift)
+        assert abs(across) < 1.0, (name, seed, shift)
 
 
 @pytest.mark.parametrize("name, sign", [("rotate_clockwise", 1), ("rotate_counterclockwise", -1)])
 def test_rotation_turns_the_whole_frame(name, sign):
     for seed in range(3):
-        scale, angle = _mean_motion(_similarity, _video(_class_id(name), seed))
-        assert 2.0 < sign * angle < 10.0, (name, seed, angle)  # 1-3 degrees per frame
-        assert abs(scale - 1.0) < 0.02, (name, seed, scale)
+        scale, angle = _mean_motion(_similarity, _video(_class_id(name), seed), stride=1)
+        assert 4.0 < sign * angle < 13.0, (name, seed, angle)  # 5.7-11.5 degrees per frame
+        assert abs(scale - 1.0) < 0.03, (name, seed, scale)
 
 
 @pytest.mark.parametrize("name, sign", [("zoom_in", 1), ("zoom_out", -1)])
 def test_zoom_scales_the_whole_frame(name, sign):
     for seed in range(3):
-        scale, angle = _mean_motion(_similarity, _video(_class_id(name), seed))
-        assert 0.015 < sign * np.log(scale) < 0.06, (name, seed, scale)
-        assert abs(angle) < 1.0, (name, seed, angle)
+        scale, angle = _mean_motion(_similarity, _video(_class_id(name), seed), stride=1)
+        assert 0.07 < sign * np.log(scale) < 0.2, (name, seed, scale)  # 1.1-1.2 per frame
+        assert abs(angle) < 2.0, (name, seed, angle)
 
 
-def test_abrupt_change_switches_the_motion():
-    right, left = _class_id("translate_right"), _class_id("translate_left")
-    video = _video(right, seed=4, num_frames=40, change_frame=20, change_class=left)
-    before = _mean_motion(_shift, video, last=20)
-    after = _mean_motion(_shift, video, first=20)
-    assert before[0] > 1.2 and after[0] < -1.2, (before, after)
+def _displacements(frame_a, frame_b):
+    """Displacements [points, 2] of corners tracked with Lucas-Kanade."""
+    a, b = _gray(frame_a), _gray(frame_b)
+    points = cv2.goodFeaturesToTrack(a, 100, 0.01, 3)
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(a, b, points, None)
+    return (moved - points)[found.ravel() == 1].reshape(-1, 2)
+
+
+def _coherence(frame_a, frame_b):
+    """(length of the mean displacement / mean length, mean length)."""
+    steps = _displacements(frame_a, frame_b)
+    lengths = np.linalg.norm(steps, axis=1)
+    return np.linalg.norm(steps.mean(axis=0)) / lengths.mean(), lengths.mean()
+
+
+def test_failure_scatters_the_dots_at_the_same_speed():
+    before, after = [], []
+    for seed in range(4):
+        video = _video(_class_id("translate_right"), seed, num_frames=40, change_frame=20)
+        before.append(_mean_motion(_coherence, video, last=20, stride=1))
+        after.append(_mean_motion(_coherence, video, first=20, stride=1))
+    before, after = np.mean(before, axis=0), np.mean(after, axis=0)
+    # 30 dots in random directions leave a mean of about 1 / sqrt(30) of
+    # their length; static noise corners and lost tracks add some more.
+    assert before[0] > 0.85 and after[0] < 0.5, (before, after)
+    assert 0.7 < after[1] / before[1] < 1.3, (before, after)
 
 
 def test_make_dataset_records():
@@ -141,12 +160,8 @@ def test_make_dataset_records():
         assert NAMES[video["label"]] == video["class_name"]
         assert video["frames"].shape == (30, 32, 32, 3) and video["frames"].dtype == np.uint8
         assert video["split"] == ("test" if "_g02_" in video["name"] else "train")
-        if video["change_frame"] is None:
-            assert video["change_class"] is None
-        else:
+        if video["change_frame"] is not None:
             assert 6 <= video["change_frame"] <= 24  # 20% - 80% of 30 frames
-            assert video["change_class"] != video["label"]
-            assert 0 <= video["change_class"] < len(NAMES)
     assert len({video["name"] for video in videos}) == len(videos)
     assert 0.3 < np.mean([video["change_frame"] is not None for video in videos]) < 0.7
 
@@ -171,7 +186,7 @@ def test_make_dataset_is_deterministic_by_seed():
     other = synthetic_videos.make_dataset(seed=8, **params)
     for a, b, c in zip(first, again, other):
         np.testing.assert_array_equal(a["frames"], b["frames"])
-        assert (a["change_frame"], a["change_class"]) == (b["change_frame"], b["change_class"])
+        assert a["change_frame"] == b["change_frame"]
         assert not np.array_equal(a["frames"], c["frames"])
 
 
@@ -262,7 +277,9 @@ def test_written_videos_read_back_close_to_generated(written):
         path = os.path.join(output_dir, "videos", folder, video["name"] + ".avi")
         frames = synthetic_videos.read_video(path)
         assert frames.shape == video["frames"].shape and frames.dtype == np.uint8
-        assert np.abs(frames.astype(int) - video["frames"]).mean() < 12
+        # Compared in grey: XVID's 4:2:0 chroma blurs the colours of small dots.
+        luma = [np.stack([_gray(f) for f in v]).astype(int) for v in (frames, video["frames"])]
+        assert np.abs(luma[0] - luma[1]).mean() < 8
 
 
 def test_read_video_errors_name_the_path(tmp_path):
