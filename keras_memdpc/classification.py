@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from keras_memdpc import synthetic_videos
 from keras_memdpc.action_classifier import PROTOCOLS, ActionClassifier
 from keras_memdpc.adam_l2 import AdamL2
 from keras_memdpc.label_subsets import check_fraction, label_subset_pattern, read_video_labels
@@ -55,7 +56,7 @@ TOP_K = 5
 class ClassifyConfig:
     """Everything a classification run needs; None means the data set's default.
 
-    On the built-in synthetic set the defaults are a laptop-sized run (64 px,
+    On the built-in synthetic set the defaults are a laptop-sized run (32 px,
     batch 8, 20 epochs, no colour augmentation); elsewhere the paper's
     (128 px, batch 16, 100 epochs, colour augmentation on RGB).
     `network` and `bidirectional` apply to random initialisation only: a
@@ -86,7 +87,7 @@ class ClassifyConfig:
     colour_augmentation: bool | None = None
     window_stride: int | None = None
     checkpoint: str = "best"
-    synthetic_videos_per_class: int = 12
+    synthetic_videos_per_class: int = synthetic_videos.DEFAULT_VIDEOS_PER_CLASS
     seed: int = 0
     overwrite: bool = False
     verbose: str | int = "auto"
@@ -96,7 +97,7 @@ class ClassifyConfig:
         synthetic = self.data == SYNTHETIC
         defaults = {
             "colour_augmentation": not synthetic,
-            "image_size": 64 if synthetic else 128,
+            "image_size": synthetic_videos.DEFAULT_SIZE if synthetic else 128,
             "batch_size": 8 if synthetic else 16,
             "epochs": 20 if synthetic else 100,
         }

@@ -57,7 +57,7 @@ _T_FAIL = r'^.*"t_fail": (-?[0-9][0-9.eE+-]*)[,}].*$'
 class OopsConfig:
     """Everything an Oops run needs; None means the default of the data or checkpoint.
 
-    image_size defaults to the checkpoint's, else 64 on the synthetic set and
+    image_size defaults to the checkpoint's, else 32 on the synthetic set and
     128 otherwise; batch_size to 8 / 16; epochs to 5 / 30;
     steps_per_epoch to one clip per training video.
     """
@@ -89,7 +89,8 @@ class OopsConfig:
         """A copy with the defaults filled in, checked."""
         synthetic = self.data == SYNTHETIC
         defaults = {
-            "image_size": checkpoint_image_size or (64 if synthetic else 128),
+            "image_size": checkpoint_image_size
+            or (synthetic_videos.DEFAULT_SIZE if synthetic else 128),
             "batch_size": 8 if synthetic else 16,
             "epochs": 5 if synthetic else 30,
         }
@@ -109,8 +110,8 @@ class OopsConfig:
         return config
 
 
-def prepare_synthetic_oops(root, seed=0, videos_per_class=12, num_frames=150, size=64,
-                           fps=25.0):
+def prepare_synthetic_oops(root, seed=0, videos_per_class=12, num_frames=150,
+                           size=synthetic_videos.DEFAULT_SIZE, fps=25.0):
     """Write the synthetic set with a change in every video and prepare it as Oops data.
 
     Videos are written once under ROOT/videos (synthetic_videos.write_dataset,

@@ -14,6 +14,7 @@ import json
 
 from absl import app, flags, logging
 
+from keras_memdpc import synthetic_videos
 from keras_memdpc.action_classifier import PROTOCOLS
 from keras_memdpc.classification import (
     CHECKPOINTS,
@@ -35,7 +36,7 @@ flags.DEFINE_float("label_fraction", 1.0, "Labelled training videos used (0.1, 0
 flags.DEFINE_string("eval_subset", "", "Subset to validate and test on (default: test, val or validation).")
 flags.DEFINE_enum("network", "resnet18", ["resnet18", "resnet34"], "Encoder depth (random init only).")
 flags.DEFINE_bool("bidirectional", True, "Two aggregators (random init only).")
-flags.DEFINE_integer("image_size", None, "Frame size (default 64 synthetic, 128 otherwise).")
+flags.DEFINE_integer("image_size", None, "Frame size (default 32 synthetic, 128 otherwise).")
 flags.DEFINE_integer("num_blocks", 8, "Blocks per clip.")
 flags.DEFINE_integer("block_length", 5, "Frames per block.")
 flags.DEFINE_integer("batch_size", None, "Clips per step (default 8 synthetic, 16 otherwise).")
@@ -53,7 +54,8 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("window_stride", None, "Frames between test windows (default half a window).")
 flags.DEFINE_string("checkpoint", "best", f"Tested model: one of {CHECKPOINTS} in --model_dir, or a .keras file.")
-flags.DEFINE_integer("synthetic_videos_per_class", 12, "Size of the synthetic set.")
+flags.DEFINE_integer("synthetic_videos_per_class", synthetic_videos.DEFAULT_VIDEOS_PER_CLASS,
+                     "Size of the synthetic set.")
 flags.DEFINE_integer("seed", 0, "Random seed (also of the label subset).")
 flags.DEFINE_string("model_dir", "runs/classify", "Checkpoints, logs, metrics.")
 flags.DEFINE_bool("overwrite", False, "Train again in a model_dir holding a finished run.")

@@ -14,6 +14,7 @@ import os
 
 from absl import app, flags
 
+from keras_memdpc import synthetic_videos
 from keras_memdpc.memory_pictures import (
     NEAREST_VIDEOS,
     TSNE_CLASSES,
@@ -37,7 +38,8 @@ flags.DEFINE_integer("tsne_classes", TSNE_CLASSES, "Classes in the t-SNE.", lowe
 flags.DEFINE_integer("batch_size", 8, "Windows per forward pass.")
 flags.DEFINE_enum("modality", "rgb", list(MODALITIES), "Shards the models read.")
 flags.DEFINE_integer("seed", 0, "t-SNE, class choice and synthetic set seed.")
-flags.DEFINE_integer("synthetic_videos_per_class", 12, "Size of the synthetic set.")
+flags.DEFINE_integer("synthetic_videos_per_class", synthetic_videos.DEFAULT_VIDEOS_PER_CLASS,
+                     "Size of the synthetic set.")
 flags.mark_flag_as_required("checkpoint")
 
 

@@ -28,7 +28,7 @@ flags.DEFINE_enum("mode", "probe", list(MODES),
 flags.DEFINE_enum("network", "resnet18", ["resnet18", "resnet34"],
                   "Encoder depth of a random model (without --checkpoint).")
 flags.DEFINE_integer("image_size", None,
-                     "Frame size (default: the checkpoint's, else 64 synthetic, 128).")
+                     "Frame size (default: the checkpoint's, else 32 synthetic, 128).")
 flags.DEFINE_integer("num_blocks", 8, "Blocks per clip.")
 flags.DEFINE_integer("block_length", 5, "Frames per block.")
 flags.DEFINE_integer("stride", 3, "Step between the frames of a clip.")

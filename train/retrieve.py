@@ -15,6 +15,7 @@ import os
 import keras
 from absl import app, flags
 
+from keras_memdpc import synthetic_videos
 from keras_memdpc.pretraining import PretrainConfig, prepare_synthetic
 from keras_memdpc.retrieval import load_memdpc, retrieval_report
 from keras_memdpc.video_tfrecord import MODALITIES
@@ -26,11 +27,12 @@ flags.DEFINE_string("data", "synthetic",
                     "under OUTPUT_DIR/synthetic_data at the model's frame size.")
 flags.DEFINE_string("output_dir", "runs/retrieval", "Where retrieval.json and .png go.")
 flags.DEFINE_enum("network", "resnet18", ["resnet18", "resnet34"], "Random init: encoder.")
-flags.DEFINE_integer("image_size", 64, "Random init: frame size.")
+flags.DEFINE_integer("image_size", 32, "Random init: frame size (32: the synthetic set's).")
 flags.DEFINE_integer("num_blocks", 8, "Random init: blocks per clip.")
 flags.DEFINE_integer("block_length", 5, "Random init: frames per block.")
 flags.DEFINE_integer("seed", 0, "Random init and synthetic set seed.")
-flags.DEFINE_integer("synthetic_videos_per_class", 12, "Size of the synthetic set.")
+flags.DEFINE_integer("synthetic_videos_per_class", synthetic_videos.DEFAULT_VIDEOS_PER_CLASS,
+                     "Size of the synthetic set.")
 flags.DEFINE_integer("batch_size", 8, "Windows per forward pass.")
 flags.DEFINE_string("query_subset", None, "Default: test, else val or validation.")
 flags.DEFINE_string("gallery_subset", "train", "The subset searched.")
