@@ -8,7 +8,8 @@ block_length, image_size, image_size, 3], labels int32 [batch]. Per video:
    start + stride * arange(num_blocks * block_length), indices past the end
    repeat the last frame (short videos are padded, never dropped); only those
    JPEGs are kept;
-2. one random-resized crop per clip (area U(0.5, 1), aspect U(3/4, 4/3)),
+2. one random-resized crop per clip (area U(0.5, 1), aspect U(3/4, 4/3);
+   with random_crop=False the centre square of the whole short side),
    decoded directly from the JPEGs (tf.io.decode_and_crop_jpeg: the window
    is known from the stored frame size) and resized to image_size;
 3. one horizontal flip per clip, p = 0.5 (flow: dx negated);
@@ -206,6 +207,7 @@ def training_dataset(
     input_context=None,
     modality="rgb",
     colour_augmentation=True,
+    random_crop=True,
     output_dtype="float32",
     shuffle_buffer=256,
     repeat=True,
@@ -228,6 +230,8 @@ def training_dataset(
             between pipelines.
         modality: "rgb", "flow_tvl1" or "flow_dis"; every video must match.
         colour_augmentation: per-frame grayscale and colour jitter (RGB only).
+        random_crop: the random-resized crop; False: the centre square of
+            the whole short side, the same for every clip.
         output_dtype: "float32" or "bfloat16" (normalised) or "uint8" (raw).
         shuffle_buffer: sampled clips in the video shuffle buffer.
         repeat: endless (files reshuffled each epoch) or one pass.
@@ -312,7 +316,8 @@ def training_dataset(
                 tf.random.experimental.stateless_fold_in(batch_seed, position), 3
             )
         )
-        boxes = sample_crop_box(crop_seed, samples["height"], samples["width"])
+        ranges = {} if random_crop else {"area_range": (1.0, 1.0), "aspect_range": (1.0, 1.0)}
+        boxes = sample_crop_box(crop_seed, samples["height"], samples["width"], **ranges)
         flips = tf.random.stateless_uniform([batch_size], flip_seed) < 0.5
         clips = [
             resize_clip(

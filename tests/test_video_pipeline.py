@@ -109,6 +109,20 @@ def test_crop_and_flip_are_shared_by_the_frames_while_colours_differ(tmp_path):
         assert len({frame.tobytes() for frame in clip}) > 30
 
 
+def test_without_random_crop_every_clip_of_a_video_is_one_view_or_its_mirror(tmp_path):
+    pattern = write_videos(tmp_path, textured_videos(2), height=24, width=32)
+    dataset = training_dataset(pattern, 4, image_size=SIZE, output_dtype="uint8",
+                               colour_augmentation=False, random_crop=False)
+    views = {0: set(), 1: set()}
+    for clips, labels in batches(dataset, 6):
+        for clip, label in zip(clips, labels):
+            views[int(label)].add(clip[0, 0].tobytes())
+    for found in views.values():
+        frames = [np.frombuffer(view, np.uint8).reshape(SIZE, SIZE, 3) for view in found]
+        assert len(frames) == 2, len(frames)  # 24 clips per video: both flips occur
+        np.testing.assert_array_equal(frames[0], frames[1][:, ::-1])
+
+
 def test_shapes_and_dtypes_and_the_same_clip_in_every_output_dtype(tmp_path):
     pattern = write_videos(tmp_path, textured_videos(3), height=24, width=32)
     outputs = {}

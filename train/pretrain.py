@@ -42,6 +42,10 @@ flags.DEFINE_bool(
     "colour_augmentation", None,
     "Per-frame colour jitter and grayscale (default: off synthetic, on otherwise).",
 )
+flags.DEFINE_bool(
+    "random_crop", None,
+    "Random-resized crop per clip (default: off synthetic, on otherwise).",
+)
 flags.DEFINE_enum("mixed_precision", "fp32", sorted(PRECISIONS), "fp32, bf16, or fp16 with loss scaling.")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 flags.DEFINE_bool("gather_negatives", False, "Contrast against all replicas' features.")
