@@ -43,8 +43,8 @@ class PretrainConfig:
     On the built-in synthetic set the defaults are a laptop-sized run (32 px,
     see synthetic_videos.DEFAULT_SIZE; batch 8; 40 epochs; lr drop patience
     20 epochs; no colour augmentation and no random-resized crop: the dots'
-    colours, sizes and speeds are random already); elsewhere the paper's (128 px, batch
-    16 per replica, per-frame colour jitter and grayscale).
+    colours, sizes and speeds are random already); elsewhere the paper's
+    (128 px, batch 16 per replica, per-frame colour jitter and grayscale).
     """
 
     model_dir: str = "runs/pretrain"
