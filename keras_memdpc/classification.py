@@ -6,7 +6,8 @@ what `train/classify.py` runs; tests call them directly.
 Training: `ActionClassifier` (protocol linear, nonlinear or finetune), random
 init or a pretraining checkpoint, on augmented clips of the training subset
 (`video_pipeline.training_dataset`: one random crop and flip per clip,
-per-frame colour jitter on RGB), restricted to a label fraction by
+per-frame colour jitter on RGB; no flip on the synthetic set, whose classes
+a mirror image changes: translate left <-> right, rotate cw <-> ccw), restricted to a label fraction by
 `label_subsets.label_subset_pattern`; cross-entropy, Adam lr 1e-3 with coupled
 L2, dropped once to lr / 10 when the validation loss plateaus; validation on
 the centre crop of every sliding window of the evaluation subset; best and
@@ -14,8 +15,8 @@ last checkpoints, history.csv, TensorBoard logs, resumable after a crash.
 
 Testing (the paper's protocol): every sliding window of every video of the
 evaluation subset, ten crops each (centre and four corners, with and without
-a horizontal flip); the softmax is averaged over all of a video's windows and
-crops. Writes metrics.json (top-1, top-5, mean class accuracy, per-class
+a horizontal flip; only the five unflipped crops when flips are off); the
+softmax is averaged over all of a video's windows and crops. Writes metrics.json (top-1, top-5, mean class accuracy, per-class
 accuracy, confusion matrix, number of videos and clips), confusion_matrix.png
 and predictions.npz (per-video probabilities, for `late_fusion`).
 """
@@ -57,8 +58,11 @@ class ClassifyConfig:
     """Everything a classification run needs; None means the data set's default.
 
     On the built-in synthetic set the defaults are a laptop-sized run (32 px,
-    batch 8, 20 epochs, no colour augmentation); elsewhere the paper's
-    (128 px, batch 16, 100 epochs, colour augmentation on RGB).
+    batch 8, 20 epochs, no colour augmentation, no flips: a mirror image
+    turns a leftward motion class into the rightward one); elsewhere the
+    paper's (128 px, batch 16, 100 epochs, colour augmentation on RGB,
+    random flips in training and ten crops in testing; five crops without
+    flips).
     `network` and `bidirectional` apply to random initialisation only: a
     checkpoint brings its own.
     """
@@ -85,6 +89,7 @@ class ClassifyConfig:
     dropout: float = 0.9
     hidden_units: int = 512
     colour_augmentation: bool | None = None
+    random_flip: bool | None = None
     window_stride: int | None = None
     checkpoint: str = "best"
     synthetic_videos_per_class: int = synthetic_videos.DEFAULT_VIDEOS_PER_CLASS
@@ -97,6 +102,7 @@ class ClassifyConfig:
         synthetic = self.data == SYNTHETIC
         defaults = {
             "colour_augmentation": not synthetic,
+            "random_flip": not synthetic,
             "image_size": synthetic_videos.DEFAULT_SIZE if synthetic else 128,
             "batch_size": 8 if synthetic else 16,
             "epochs": 20 if synthetic else 100,
@@ -243,7 +249,8 @@ def train_classifier(config):
         train_pattern, config.batch_size, image_size=config.image_size,
         num_blocks=config.num_blocks, block_length=config.block_length,
         seed=config.seed, modality=config.modality,
-        colour_augmentation=config.colour_augmentation, output_dtype="uint8",
+        colour_augmentation=config.colour_augmentation, random_flip=config.random_flip,
+        output_dtype="uint8",
     )
     eval_pattern = shard_pattern(data_dir, config.modality, eval_subset)
     validation_clips = count_evaluation_windows(
@@ -286,8 +293,9 @@ def train_classifier(config):
     return summary
 
 
-def ten_crop_predictions(model, file_pattern, batch_size, modality="rgb", window_stride=None):
-    """Per-video softmax averaged over every sliding window and all ten crops.
+def crop_predictions(model, file_pattern, batch_size, modality="rgb", window_stride=None,
+                     crops="ten"):
+    """Per-video softmax averaged over every sliding window and all its crops.
 
     Args:
         model: an `ActionClassifier` (its clip layout and image size are used).
@@ -295,16 +303,17 @@ def ten_crop_predictions(model, file_pattern, batch_size, modality="rgb", window
         batch_size: clips per forward pass.
         modality: of the shards.
         window_stride: frames between windows (default half a window).
+        crops: "ten" (the paper's test), "five" (no mirrored crops) or "centre".
 
     Returns:
         dict: "probabilities" float64 [videos, classes], "labels" int
         [videos], "paths" [videos] (stored video paths), "clips" int
-        [videos] (windows x 10 per video); videos in the pipeline's read order.
+        [videos] (windows x crops per video); videos in the pipeline's read order.
     """
     clips = evaluation_dataset(
         file_pattern, batch_size, image_size=model.image_size,
         num_blocks=model.num_blocks, block_length=model.block_length,
-        crops="ten", window_stride=window_stride, modality=modality,
+        crops=crops, window_stride=window_stride, modality=modality,
         output_dtype="uint8",
     )
     paths, labels = read_video_labels(file_pattern)
@@ -422,7 +431,8 @@ def checkpoint_path(config):
 
 
 def evaluate_classifier(config):
-    """Ten-crop test of a trained classifier; returns the metrics (metrics.json).
+    """Ten-crop test of a trained classifier (five crops when `random_flip` is off:
+    mirrored crops would show the mirrored class); returns the metrics (metrics.json).
 
     The clip layout and image size come from the checkpoint; writes
     metrics.json, confusion_matrix.png and predictions.npz under model_dir.
@@ -436,9 +446,10 @@ def evaluate_classifier(config):
     info = read_dataset_json(data_dir)
     subset = eval_subset_of(info, config.eval_subset, data_dir)
     started = time.time()
-    predictions = ten_crop_predictions(
+    crops = "ten" if config.random_flip else "five"
+    predictions = crop_predictions(
         model, shard_pattern(data_dir, config.modality, subset), config.batch_size,
-        config.modality, config.window_stride,
+        config.modality, config.window_stride, crops,
     )
     metrics = classification_metrics(
         predictions["probabilities"], predictions["labels"], info["classes"]
@@ -451,6 +462,7 @@ def evaluate_classifier(config):
         "subset": subset,
         "modality": config.modality,
         "protocol": model.protocol,
+        "crops": crops,
     })
     os.makedirs(config.model_dir, exist_ok=True)
     _write_json(os.path.join(config.model_dir, METRICS_JSON), metrics)

@@ -158,12 +158,21 @@ def centre_crop(frames, size, fraction=EVAL_CROP_FRACTION):
     return resize_clip(crop_clip(frames, box), size)
 
 
+def five_crops(frames, size, fraction=EVAL_CROP_FRACTION):
+    """The 5 squares of `ten_crop_boxes` (centre, then the four corners).
+
+    [frames, h, w, c] -> float32 [5, frames, size, size, c]; for data whose
+    labels a mirror image changes (the synthetic set's directions).
+    """
+    boxes = ten_crop_boxes(tf.shape(frames)[-3], tf.shape(frames)[-2], fraction)
+    return tf.stack([resize_clip(crop_clip(frames, boxes[i]), size) for i in range(5)])
+
+
 def ten_crops(frames, size, fraction=EVAL_CROP_FRACTION, flow=False):
-    """The 5 squares of `ten_crop_boxes`, then the same 5 mirrored.
+    """The 5 squares of `five_crops`, then the same 5 mirrored.
 
     [frames, h, w, c] -> float32 [10, frames, size, size, c]; crops 5-9 are
     crops 0-4 flipped (with flow's horizontal motion negated).
     """
-    boxes = ten_crop_boxes(tf.shape(frames)[-3], tf.shape(frames)[-2], fraction)
-    crops = tf.stack([resize_clip(crop_clip(frames, boxes[i]), size) for i in range(5)])
+    crops = five_crops(frames, size, fraction)
     return tf.concat([crops, flip_clip(crops, True, flow)], axis=0)

@@ -58,7 +58,7 @@ class OopsConfig:
     """Everything an Oops run needs; None means the default of the data or checkpoint.
 
     image_size defaults to the checkpoint's, else 32 on the synthetic set and
-    128 otherwise; batch_size to 8 / 16; epochs to 5 / 30;
+    128 otherwise; batch_size to 8 / 16; epochs to 20 / 30;
     steps_per_epoch to one clip per training video.
     """
 
@@ -92,7 +92,7 @@ class OopsConfig:
             "image_size": checkpoint_image_size
             or (synthetic_videos.DEFAULT_SIZE if synthetic else 128),
             "batch_size": 8 if synthetic else 16,
-            "epochs": 5 if synthetic else 30,
+            "epochs": 20 if synthetic else 30,
         }
         values = {key: defaults[key] if getattr(self, key) is None else getattr(self, key)
                   for key in defaults}

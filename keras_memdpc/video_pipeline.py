@@ -12,7 +12,8 @@ block_length, image_size, image_size, 3], labels int32 [batch]. Per video:
    with random_crop=False the centre square of the whole short side),
    decoded directly from the JPEGs (tf.io.decode_and_crop_jpeg: the window
    is known from the stored frame size) and resized to image_size;
-3. one horizontal flip per clip, p = 0.5 (flow: dx negated);
+3. one horizontal flip per clip, p = 0.5 (flow: dx negated; random_flip=False:
+   none, for labels a mirror image changes);
 4. RGB only: per-frame random grayscale and colour jitter
    (keras_memdpc.frame_colour_augmentation);
 5. float32 / bfloat16: ImageNet normalisation; uint8: raw pixels, which the
@@ -21,7 +22,7 @@ Optical flow ("flow_tvl1", "flow_dis") takes the same path without the
 colour augmentations: its channels are motion, not colour.
 
 Evaluation (`evaluation_dataset`) yields every sliding window of every video
-in file order, with a centre crop or ten crops, without randomness.
+in file order, with a centre crop, five crops or ten crops, without randomness.
 
 With `clip_times=True` both also give, per clip, "frame_times" (float32
 [clip frames], the time in seconds of each sampled frame in its video:
@@ -57,6 +58,7 @@ from keras_memdpc.clip_augmentation import (
     flip_clip,
     resize_clip,
     sample_crop_box,
+    five_crops,
     ten_crops,
     to_output_dtype,
 )
@@ -68,7 +70,7 @@ from keras_memdpc.frame_colour_augmentation import (
 from keras_memdpc.in_memory_clips import sample_frame_indices
 from keras_memdpc.video_tfrecord import MODALITIES, parse_sequence_example, shard_files
 
-CROPS = ("centre", "ten")
+CROPS = {"centre": 1, "five": 5, "ten": 10}  # clips per window
 MAX_PARALLEL_FILES = 16
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -208,6 +210,7 @@ def training_dataset(
     modality="rgb",
     colour_augmentation=True,
     random_crop=True,
+    random_flip=True,
     output_dtype="float32",
     shuffle_buffer=256,
     repeat=True,
@@ -232,6 +235,8 @@ def training_dataset(
         colour_augmentation: per-frame grayscale and colour jitter (RGB only).
         random_crop: the random-resized crop; False: the centre square of
             the whole short side, the same for every clip.
+        random_flip: one horizontal flip per clip with p = 0.5; False for
+            labels that a mirror image changes (left / right motion).
         output_dtype: "float32" or "bfloat16" (normalised) or "uint8" (raw).
         shuffle_buffer: sampled clips in the video shuffle buffer.
         repeat: endless (files reshuffled each epoch) or one pass.
@@ -318,7 +323,9 @@ def training_dataset(
         )
         ranges = {} if random_crop else {"area_range": (1.0, 1.0), "aspect_range": (1.0, 1.0)}
         boxes = sample_crop_box(crop_seed, samples["height"], samples["width"], **ranges)
-        flips = tf.random.stateless_uniform([batch_size], flip_seed) < 0.5
+        flips = None
+        if random_flip:
+            flips = tf.random.stateless_uniform([batch_size], flip_seed) < 0.5
         clips = [
             resize_clip(
                 _decode_frames(samples["frames"][index], clip_frames, window=boxes[index]),
@@ -358,7 +365,7 @@ def evaluation_dataset(
     output_dtype="float32",
     clip_times=False,
 ):
-    """Every sliding window of every video, centre-cropped or ten-cropped.
+    """Every sliding window of every video, centre-, five- or ten-cropped.
 
     Videos are read in sorted file order, records in file order; windows
     start every `window_stride` frames (default half a window,
@@ -366,8 +373,9 @@ def evaluation_dataset(
     a video shorter than a window gives one window padded with its last
     frame. Crops are squares of 0.875 of the short side resized to
     image_size (clip_augmentation.EVAL_CROP_FRACTION): "centre" gives one clip
-    per window, "ten" gives 10 (centre, top-left, top-right, bottom-left,
-    bottom-right, then the same mirrored; crop_index 0-9). No randomness, no
+    per window, "five" gives 5 (centre, top-left, top-right, bottom-left,
+    bottom-right; crop_index 0-4), "ten" those 5 and then the same mirrored
+    (crop_index 0-9). No randomness, no
     colour change. Errors are raised, naming the file where the check knows
     it: an evaluation must see every video.
 
@@ -381,13 +389,13 @@ def evaluation_dataset(
     """
     _check_choices(modality, output_dtype)
     if crops not in CROPS:
-        raise ValueError(f"crops must be one of {CROPS}, got {crops!r}")
+        raise ValueError(f"crops must be one of {tuple(CROPS)}, got {crops!r}")
     clip_frames = num_blocks * block_length
     window = clip_frames * stride
     window_stride = window_stride or window // 2
     flow = modality != "rgb"
     files = shard_files(file_pattern)
-    count = 1 if crops == "centre" else 10
+    count = CROPS[crops]
 
     def windows(video_index, serialized):
         video = _parse_checked(serialized, modality)
@@ -415,6 +423,8 @@ def evaluation_dataset(
             box = centre_crop_box(element["height"], element["width"])
             frames = _decode_frames(element["frames"], clip_frames, window=box)
             frames = resize_clip(frames, image_size)
+        elif crops == "five":
+            frames = five_crops(_decode_frames(element["frames"], clip_frames), image_size)
         else:
             frames = ten_crops(
                 _decode_frames(element["frames"], clip_frames), image_size, flow=flow

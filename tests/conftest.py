@@ -31,3 +31,12 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"no shared data at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_pretraining(tmp_path_factory):
+    """tests.synthetic_pretraining.pretrain run once: its figures and "path"."""
+    from tests.synthetic_pretraining import pretrain
+
+    path = tmp_path_factory.mktemp("synthetic_pretraining") / "memdpc.keras"
+    return {**pretrain(path), "path": str(path)}

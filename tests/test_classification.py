@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import keras
@@ -8,8 +9,8 @@ from keras_memdpc import MemDPC, readers, synthetic_videos
 from keras_memdpc.classification import (
     ClassifyConfig,
     classification_metrics,
+    crop_predictions,
     evaluate_classifier,
-    ten_crop_predictions,
     train_classifier,
 )
 from keras_memdpc.data_preparation import prepare_dataset
@@ -46,11 +47,11 @@ class MeanColourModel(keras.Model):
         return keras.ops.matmul(colours, self.matrix)
 
 
-def test_ten_crop_prediction_averages_the_softmax_of_every_crop_and_window(prepared):
+def test_crop_prediction_averages_the_softmax_of_every_crop_and_window(prepared):
     model = MeanColourModel()
     pattern = shard_pattern(prepared, "rgb", "test")
     # window_stride 2: (40 - 36) // 2 + 1 = 3 windows per video, 30 clips.
-    predictions = ten_crop_predictions(model, pattern, batch_size=7, window_stride=2)
+    predictions = crop_predictions(model, pattern, batch_size=7, window_stride=2)
 
     clips, info = next(iter(evaluation_dataset(
         pattern, 1000, crops="ten", window_stride=2, output_dtype="uint8", **TINY
@@ -125,8 +126,18 @@ def test_train_then_ten_crop_test_from_a_checkpoint_writes_metrics_png_and_predi
     np.testing.assert_array_equal(best.encoder.layer.conv1.conv.kernel,
                                   pretrained.encoder.layer.conv1.conv.kernel)
 
+    assert metrics["crops"] == "ten"
+    unflipped = evaluate_classifier(dataclasses.replace(config, random_flip=False))
+    assert unflipped["crops"] == "five" and unflipped["num_clips"] == 40
+
     with pytest.raises(FileExistsError, match="--overwrite"):
         train_classifier(config)
+
+
+def test_flips_are_off_by_default_only_on_the_synthetic_set(prepared):
+    """A mirror image turns the synthetic TranslateLeft into TranslateRight."""
+    assert ClassifyConfig().resolved().random_flip is False
+    assert ClassifyConfig(data=prepared).resolved().random_flip is True
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from keras_memdpc.clip_augmentation import (
     centre_crop,
     centre_crop_box,
     crop_clip,
+    five_crops,
     flip_clip,
     normalise,
     resize_clip,
@@ -79,7 +80,7 @@ def test_flip_mirrors_and_negates_horizontal_flow():
     np.testing.assert_array_equal(flip_clip(frames, tf.constant(False), flow=True), frames)
 
 
-def test_ten_crops_are_the_corners_and_centre_with_and_without_flip():
+def test_five_and_ten_crops_are_the_corners_and_centre_with_and_without_flip():
     frames = random_frames([2, 16, 20, 3])
     np.testing.assert_array_equal(
         ten_crop_boxes(16, 20, 0.75).numpy(),
@@ -91,6 +92,7 @@ def test_ten_crops_are_the_corners_and_centre_with_and_without_flip():
     expected = np.stack(windows + [w[:, :, ::-1] for w in windows])
     assert crops.shape == (10, 2, 12, 12, 3)
     np.testing.assert_array_equal(crops, expected)
+    np.testing.assert_array_equal(five_crops(frames, 12, fraction=0.75).numpy(), expected[:5])
 
 
 def test_centre_crop_is_the_centred_square_of_seven_eighths_of_the_short_side():

@@ -177,11 +177,9 @@ def test_a_synthetic_set_written_with_other_settings_is_not_reused(tmp_path):
 def write_fading_oops_set(root):
     """The synthetic Oops set whose frames darken to FADE from the failure on.
 
-    The synthetic set's failures are changes of motion (the dots scatter),
-    which a short probe of a randomly initialised encoder does not pick up
-    (0.47 against a majority baseline of 0.57 after 80 steps). A fade makes
-    the failure visible in every later frame, so a short probe shows that
-    labels, training and testing fit together.
+    The synthetic set's failures are changes of motion (the dots scatter);
+    a fade makes the failure visible in every later frame, so the windows'
+    block labels can be checked against the frames' brightness.
     """
     written = synthetic_videos.write_dataset(
         os.path.join(root, "videos"), videos_per_class=5, num_frames=40, size=32,
@@ -244,13 +242,18 @@ def test_transitioning_clips_are_oversampled(fading_set):
     assert fractions[1] > fractions[0] + 0.1
 
 
-def test_a_short_probe_beats_the_majority_class_on_fading_failures(fading_set, tmp_path):
-    config = OopsConfig(model_dir=str(tmp_path), data=fading_set, mode="probe", stride=1,
-                        batch_size=8, epochs=2, steps_per_epoch=8, verbose=0, **TINY)
+def test_a_probe_of_a_pretrained_encoder_detects_the_synthetic_failures(
+    synthetic_pretraining, tmp_path
+):
+    """The built-in Oops set (dots scatter from the failure on), the default
+    20-epoch probe of the shared pretrained fixture. Measured: 0.675 against
+    a majority baseline of 0.506; a random encoder gets 0.475 (README)."""
+    config = OopsConfig(model_dir=str(tmp_path), checkpoint=synthetic_pretraining["path"],
+                        verbose=0)
     metrics = train_oops(config)
-    assert metrics["videos"] == 8 and metrics["clips"] == 8 * 13
+    assert metrics["videos"] == 32 and metrics["clips"] == 32 * 10
     assert sum(map(sum, metrics["confusion"])) == metrics["clips"]
-    assert metrics["accuracy"] > metrics["majority_baseline"] + 0.1
+    assert metrics["accuracy"] > metrics["majority_baseline"] + 0.08, metrics
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] and saved["mode"] == "probe"
     assert (tmp_path / "oops.keras").exists() and (tmp_path / "history.csv").exists()

@@ -109,18 +109,31 @@ def test_crop_and_flip_are_shared_by_the_frames_while_colours_differ(tmp_path):
         assert len({frame.tobytes() for frame in clip}) > 30
 
 
-def test_without_random_crop_every_clip_of_a_video_is_one_view_or_its_mirror(tmp_path):
-    pattern = write_videos(tmp_path, textured_videos(2), height=24, width=32)
+def views_of_each_video(pattern, **options):
+    """The distinct first frames of 24 training clips, per video label."""
     dataset = training_dataset(pattern, 4, image_size=SIZE, output_dtype="uint8",
-                               colour_augmentation=False, random_crop=False)
+                               colour_augmentation=False, random_crop=False, **options)
     views = {0: set(), 1: set()}
     for clips, labels in batches(dataset, 6):
         for clip, label in zip(clips, labels):
             views[int(label)].add(clip[0, 0].tobytes())
-    for found in views.values():
-        frames = [np.frombuffer(view, np.uint8).reshape(SIZE, SIZE, 3) for view in found]
+    return {label: [np.frombuffer(view, np.uint8).reshape(SIZE, SIZE, 3) for view in found]
+            for label, found in views.items()}
+
+
+def test_without_random_crop_every_clip_of_a_video_is_one_view_or_its_mirror(tmp_path):
+    pattern = write_videos(tmp_path, textured_videos(2), height=24, width=32)
+    for frames in views_of_each_video(pattern).values():
         assert len(frames) == 2, len(frames)  # 24 clips per video: both flips occur
         np.testing.assert_array_equal(frames[0], frames[1][:, ::-1])
+
+
+def test_without_random_flip_every_clip_of_a_video_is_the_same_view(tmp_path):
+    pattern = write_videos(tmp_path, textured_videos(2), height=24, width=32)
+    flipping = views_of_each_video(pattern)
+    for label, frames in views_of_each_video(pattern, random_flip=False).items():
+        assert len(frames) == 1, len(frames)
+        assert any((frames[0] == view).all() for view in flipping[label])
 
 
 def test_shapes_and_dtypes_and_the_same_clip_in_every_output_dtype(tmp_path):
@@ -229,17 +242,24 @@ def test_evaluation_yields_every_window_of_every_video_in_order(tmp_path):
     assert count_evaluation_windows(pattern, num_blocks=10, block_length=2) == 4
 
 
-def test_ten_crop_evaluation_gives_ten_clips_per_window(tmp_path):
-    pattern = write_videos(tmp_path, textured_videos(1, num_frames=4), height=24, width=32)
-    dataset = evaluation_dataset(pattern, 4, image_size=SIZE, crops="ten", output_dtype="bfloat16")
+def crops_of_one_window(pattern, crops):
     clips, crop_index = [], []
-    for batch, info in dataset:
+    for batch, info in evaluation_dataset(pattern, 4, image_size=SIZE, crops=crops,
+                                          output_dtype="bfloat16"):
         clips.append(batch.numpy().astype(np.float32))
         crop_index.extend(info["crop_index"].numpy())
-    clips = np.concatenate(clips)
+    return np.concatenate(clips), crop_index
+
+
+def test_ten_crop_evaluation_gives_ten_clips_per_window(tmp_path):
+    pattern = write_videos(tmp_path, textured_videos(1, num_frames=4), height=24, width=32)
+    clips, crop_index = crops_of_one_window(pattern, "ten")
     assert clips.shape == (10, 8, 5, SIZE, SIZE, 3) and crop_index == list(range(10))
     np.testing.assert_array_equal(clips[5:], clips[:5, ..., ::-1, :])  # the mirrored five
     assert len({clip.tobytes() for clip in clips}) == 10
+    five, crop_index = crops_of_one_window(pattern, "five")
+    assert crop_index == list(range(5))
+    np.testing.assert_array_equal(five, clips[:5])  # no mirrored crops
 
 
 def test_missing_files_and_bad_arguments_are_clear_errors(tmp_path):
@@ -249,4 +269,4 @@ def test_missing_files_and_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="output_dtype"):
         training_dataset(pattern, 2, output_dtype="float16")
     with pytest.raises(ValueError, match="crops"):
-        evaluation_dataset(pattern, 2, crops="five")
+        evaluation_dataset(pattern, 2, crops="three")

@@ -52,6 +52,11 @@ flags.DEFINE_bool(
     "colour_augmentation", None,
     "Per-frame colour jitter and grayscale (default: off synthetic, on otherwise).",
 )
+flags.DEFINE_bool(
+    "random_flip", None,
+    "Random horizontal flips in training and mirrored test crops (default: off synthetic, "
+    "whose classes a mirror image changes; on otherwise).",
+)
 flags.DEFINE_integer("window_stride", None, "Frames between test windows (default half a window).")
 flags.DEFINE_string("checkpoint", "best", f"Tested model: one of {CHECKPOINTS} in --model_dir, or a .keras file.")
 flags.DEFINE_integer("synthetic_videos_per_class", synthetic_videos.DEFAULT_VIDEOS_PER_CLASS,

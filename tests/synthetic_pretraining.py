@@ -1,0 +1,66 @@
+"""A short in-memory MemDPC pretraining on the synthetic set, shared by tests.
+
+`pretrain(path)` is what the session fixture `synthetic_pretraining`
+(conftest.py) runs once: the learning test checks its figures, the Oops
+test probes the saved encoder.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_memdpc import AdamL2, MemDPC, synthetic_videos
+from keras_memdpc.in_memory_clips import clip_dataset, stack_videos
+
+BATCH, PRED_STEPS, SIZE = 8, 3, 32  # 32 px: a 1 x 1 grid, see synthetic_videos
+VIDEOS_PER_CLASS = 48  # 288 training and 96 test videos
+STEPS, LATE_STEPS = 250, 100
+# With one grid cell, 2 ln(batch x pred_steps) is both the initial loss and
+# the plateau of features that tell no clip apart.
+PLATEAU = 2 * math.log(BATCH * PRED_STEPS)
+
+
+def synthetic(videos_per_class):
+    """(train videos, held-out views) of the synthetic set held in memory.
+
+    The held-out views are the first and the last 118 frames (one clip at
+    stride 3) of every test video, each also mirrored: 4 clips per video.
+    They come in a fixed random order: in class order, every held-out batch
+    would hold one or two classes, and its clips could only be told apart by
+    speed, not by their motion class as in training.
+    """
+    items = synthetic_videos.make_dataset(
+        videos_per_class=videos_per_class, num_frames=150, size=SIZE
+    )
+    train = stack_videos([item["frames"] for item in items if item["split"] == "train"])
+    test = stack_videos([item["frames"] for item in items if item["split"] == "test"])
+    span = 3 * (8 * 5 - 1) + 1
+    views = [test[:, :span], test[:, -span:]]
+    views = np.concatenate(views + [view[:, :, :, ::-1] for view in views])
+    return train, views[np.random.default_rng(0).permutation(len(views))]
+
+
+def train(model, videos, steps, seed=0):
+    data = clip_dataset(videos, 8, 5, BATCH, training=True, seed=seed, colour_augmentation=False)
+    return model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
+
+
+def pretrain(path):
+    """Trains R18 at 32 px for STEPS + LATE_STEPS steps and saves it to `path`.
+
+    Returns {"initial", "final"}: held-out pretext metrics (loss, top1, top5)
+    before and after, and "late": the mean training loss of the last
+    LATE_STEPS steps. About 5 min on 2 cores.
+    """
+    keras.utils.set_random_seed(0)
+    train_videos, held_out_views = synthetic(VIDEOS_PER_CLASS)
+    model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=0)
+    model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
+    held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
+    initial = model.evaluate(held_out, return_dict=True, verbose=0)
+    train(model, train_videos, STEPS)
+    late = train(model, train_videos, LATE_STEPS, seed=1)["loss"][0]
+    final = model.evaluate(held_out, return_dict=True, verbose=0)
+    model.save(path)
+    return {"initial": initial, "late": late, "final": final}
