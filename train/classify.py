@@ -83,10 +83,11 @@ def main(argv):
         logging.error("%s", error)
         raise SystemExit(1) from None
     print(
-        "\nTen-crop test on {} videos ({} clips) of {}: top-1 {:.3f}, top-5 {:.3f}, "
+        "\n{}-crop test on {} videos ({} clips) of {}: top-1 {:.3f}, top-5 {:.3f}, "
         "mean class accuracy {:.3f}\n  {}/metrics.json, confusion_matrix.png, "
         "predictions.npz".format(
-            metrics["num_videos"], metrics["num_clips"], metrics["subset"],
+            metrics["crops"].capitalize(), metrics["num_videos"], metrics["num_clips"],
+            metrics["subset"],
             metrics["top1"], metrics["top5"], metrics["mean_class_accuracy"],
             config.model_dir,
         )
