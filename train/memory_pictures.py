@@ -9,7 +9,6 @@ one panel per checkpoint) and, per checkpoint, OUTPUT_DIR/<name>/slots.png
 (the videos nearest to each chosen slot), slot_norms.png and memory.json.
 """
 
-import json
 import os
 
 from absl import app, flags
@@ -23,7 +22,7 @@ from keras_memdpc.memory_pictures import (
 )
 from keras_memdpc.pretraining import PretrainConfig, prepare_synthetic
 from keras_memdpc.retrieval import load_memdpc
-from keras_memdpc.video_tfrecord import MODALITIES
+from keras_memdpc.video_tfrecord import MODALITIES, read_dataset_json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("checkpoint", None, "MemDPC .keras files, comma-separated.")
@@ -62,7 +61,15 @@ def main(argv):
         count=FLAGS.count, tsne_classes=FLAGS.tsne_classes, modality=FLAGS.modality,
         seed=FLAGS.seed,
     )
-    print(json.dumps(summary, indent=2))
+    classes = read_dataset_json(data)["classes"]
+    for name, memory in summary.items():
+        print(f"{name}: {memory['memory_size']} slots, addressing of {memory['videos']} "
+              f"{FLAGS.subset} videos")
+        for slot, found in memory["slots"].items():
+            nearest = ", ".join(f"{classes[video['label']]} {video['p']:.3f}"
+                                for video in found["nearest"])
+            print(f"  slot {slot}: norm {found['norm']:.2f}, mean p {found['mean_p']:.4f}; "
+                  f"nearest videos (p): {nearest}")
     print(f"wrote {FLAGS.output_dir}/tsne.png and, per checkpoint, slots.png, "
           "slot_norms.png, memory.json")
 
