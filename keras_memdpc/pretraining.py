@@ -33,6 +33,7 @@ from keras_memdpc.video_tfrecord import DATASET_JSON, read_dataset_json, shard_p
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 SYNTHETIC = "synthetic"
+PLATEAU_MARGIN = 0.05  # a final loss within this of the plateau has not left it
 VALIDATION_SUBSETS = ("val", "validation", "test")
 
 
@@ -279,6 +280,12 @@ def summary_text(summary):
         f"  training loss {final['loss']:.3f} (plateau of clips not told apart "
         f"{summary['plateau_loss']:.3f}){held_out}",
     ]
+    if final["loss"] > summary["plateau_loss"] - PLATEAU_MARGIN:
+        lines.append(
+            "  the loss is still on that plateau: the features tell no clips apart yet. "
+            "Train longer, or try another --seed: from some initialisations the loss "
+            "never leaves it (on the synthetic set, seed 2 stayed there for 350 steps)"
+        )
     if "val_top1" in final:
         lines.append(f"  pretext top-1 on held-out clips {final['val_top1']:.3f} "
                      f"(top-5 {final['val_top5']:.3f})")

@@ -46,6 +46,15 @@ def test_tiny_run_writes_checkpoints_history_and_summary(tmp_path):
     assert not (tmp_path / "backup").exists()
 
 
+def test_the_summary_says_when_the_loss_stayed_on_the_plateau():
+    summary = {"train_seconds": 60.0, "clips_per_second": 8.0, "plateau_loss": 6.356,
+               "model_dir": "runs/pretrain", "final": {"loss": 6.35}}
+    assert "still on that plateau" in summary_text(summary)
+    summary["final"]["loss"] = 5.9
+    assert "plateau:" not in summary_text(summary)
+    assert "training loss 5.900 (plateau of clips not told apart 6.356)" in summary_text(summary)
+
+
 def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
     with pytest.raises(FileExistsError, match="--overwrite"):
