@@ -36,7 +36,8 @@ from keras_memdpc.action_classifier import PROTOCOLS, ActionClassifier
 from keras_memdpc.adam_l2 import AdamL2
 from keras_memdpc.label_subsets import check_fraction, label_subset_pattern, read_video_labels
 from keras_memdpc.nan_guard import NaNLossError
-from keras_memdpc.pretraining import SYNTHETIC, logged_rows, make_callbacks, prepare_synthetic
+from keras_memdpc.pretraining import SYNTHETIC, make_callbacks, prepare_synthetic
+from keras_memdpc.run_history import HISTORY_CSV, claim_model_dir, logged_rows
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
     evaluation_dataset,
@@ -221,13 +222,8 @@ def train_classifier(config):
     chosen videos' shards under model_dir/label_subset.
     """
     config = config.resolved()
-    summary_path = os.path.join(config.model_dir, TRAIN_SUMMARY)
-    if os.path.exists(summary_path) and not config.overwrite:
-        raise FileExistsError(
-            f"{config.model_dir} holds a finished training run ({summary_path}); "
-            "pass --overwrite to train again there, --mode=test to test it, or "
-            "choose another --model_dir"
-        )
+    claim_model_dir(config.model_dir, TRAIN_SUMMARY, config.overwrite,
+                    advice="--mode=test to test it, or choose another --model_dir")
     keras.utils.set_random_seed(config.seed)
     os.makedirs(config.model_dir, exist_ok=True)
     data_dir = data_dir_of(config)
@@ -276,7 +272,7 @@ def train_classifier(config):
         )
     except NaNLossError as error:
         raise NaNLossError(f"{error} Model directory: {config.model_dir}") from None
-    rows = logged_rows(os.path.join(config.model_dir, "history.csv"))
+    rows = logged_rows(os.path.join(config.model_dir, HISTORY_CSV))
     summary = {
         "model_dir": config.model_dir,
         "data": data_dir,
@@ -289,7 +285,7 @@ def train_classifier(config):
         "trainable_weights": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "config": dataclasses.asdict(config),
     }
-    _write_json(summary_path, summary)
+    _write_json(os.path.join(config.model_dir, TRAIN_SUMMARY), summary)
     return summary
 
 

@@ -3,7 +3,6 @@
 `pretrain(config)` is what `train/pretrain.py` runs; tests call it directly.
 """
 
-import csv
 import dataclasses
 import json
 import math
@@ -23,6 +22,13 @@ from keras_memdpc.distributed_fit import distributed_fit, is_chief
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.nan_guard import NaNLossError, RaiseOnNaN
 from keras_memdpc.retrieval import retrieval_report
+from keras_memdpc.run_history import (
+    HISTORY_CSV,
+    ResumableReduceLROnPlateau,
+    best_logged,
+    claim_model_dir,
+    logged_rows,
+)
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
     evaluation_dataset,
@@ -206,31 +212,13 @@ def make_optimizer(config):
     return AdamL2(learning_rate=config.lr, l2=config.weight_decay)
 
 
-def logged_rows(history_csv):
-    """The epochs a CSVLogger file records, as dicts of floats."""
-    if not os.path.exists(history_csv):
-        return []
-    with open(history_csv) as f:
-        return [
-            {key: float(value) for key, value in row.items() if value}
-            for row in csv.DictReader(f)
-        ]
-
-
-def best_logged(history_csv, monitor):
-    """The lowest finite `monitor` value in a CSVLogger file, or None."""
-    values = [row[monitor] for row in logged_rows(history_csv) if monitor in row]
-    finite = [v for v in values if math.isfinite(v)]
-    return min(finite) if finite else None
-
-
 def make_callbacks(config, output_dir, monitor="val_loss"):
     """NaN guard, best/last checkpoints, lr drop, logs, resume backup.
 
     `monitor` picks the best checkpoint and drives the lr drop: the
     validation loss, or the training loss when there is no validation data.
     """
-    history_csv = os.path.join(output_dir, "history.csv")
+    history_csv = os.path.join(output_dir, HISTORY_CSV)
     best_path = os.path.join(output_dir, "best.keras")
     return [
         RaiseOnNaN(f" ({best_path})"),
@@ -241,7 +229,8 @@ def make_callbacks(config, output_dir, monitor="val_loss"):
             save_best_only=True,
             initial_value_threshold=best_logged(history_csv, monitor),
         ),
-        keras.callbacks.ReduceLROnPlateau(
+        ResumableReduceLROnPlateau(
+            history_csv,
             monitor=monitor,
             factor=0.1,
             patience=config.lr_patience,
@@ -300,15 +289,6 @@ def summary_text(summary):
     return "\n".join(lines)
 
 
-def _check_not_finished(model_dir, overwrite):
-    summary_path = os.path.join(model_dir, "summary.json")
-    if os.path.exists(summary_path) and not overwrite:
-        raise FileExistsError(
-            f"{model_dir} holds a finished run ({summary_path}); pass "
-            "--overwrite to train again there, or choose another --model_dir"
-        )
-
-
 def _write_json(path, value):
     temporary = f"{path}.tmp"
     with open(temporary, "w") as f:
@@ -325,7 +305,7 @@ def pretrain(config):
     multi-worker job write to a temporary folder).
     """
     config = config.resolved()
-    _check_not_finished(config.model_dir, config.overwrite)
+    claim_model_dir(config.model_dir, "summary.json", config.overwrite)
     if config.mixed_precision == "fp16" and not tf.config.list_physical_devices("GPU"):
         raise ValueError(
             "--mixed_precision=fp16 needs a GPU (TensorFlow has no float16 "
@@ -410,7 +390,7 @@ def pretrain(config):
 
     # The whole run's record, across resumes (a run resumed after its last
     # epoch trains no epoch in this process).
-    history_csv = os.path.join(output_dir, "history.csv")
+    history_csv = os.path.join(output_dir, HISTORY_CSV)
     summary = {
         "model_dir": config.model_dir,
         "epochs": config.epochs,

@@ -1,0 +1,81 @@
+"""A training run's history in its model_dir, and resuming from it.
+
+pretrain.py and classify.py log every finished epoch to MODEL_DIR/history.csv
+(keras.callbacks.CSVLogger). A killed run resumes from its BackupAndRestore
+checkpoint, which holds the weights, the optimizer and the epoch, but not the
+callbacks' own state: the best value so far and the lr drop's patience
+counter are rebuilt from history.csv here, so a resumed run saves best.keras
+and drops the learning rate exactly when the uninterrupted run would have.
+"""
+
+import contextlib
+import csv
+import math
+import os
+
+import keras
+
+HISTORY_CSV = "history.csv"
+
+
+def logged_rows(history_csv):
+    """The epochs a CSVLogger file records, as dicts of floats."""
+    if not os.path.exists(history_csv):
+        return []
+    with open(history_csv) as f:
+        return [
+            {key: float(value) for key, value in row.items() if value}
+            for row in csv.DictReader(f)
+        ]
+
+
+def best_logged(history_csv, monitor):
+    """The lowest finite `monitor` value in a CSVLogger file, or None."""
+    values = [row[monitor] for row in logged_rows(history_csv) if monitor in row]
+    finite = [v for v in values if math.isfinite(v)]
+    return min(finite) if finite else None
+
+
+def claim_model_dir(model_dir, summary_name, overwrite, advice="choose another --model_dir"):
+    """Refuses a model_dir that holds a finished run, unless `overwrite`.
+
+    A run is finished when its summary file exists. With `overwrite`, that
+    summary and history.csv are removed, so the new run's best checkpoint
+    and lr drop do not compare against the old run's epochs (its
+    checkpoints are then replaced as the new run saves its own).
+    """
+    summary_path = os.path.join(model_dir, summary_name)
+    if not os.path.exists(summary_path):
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{model_dir} holds a finished run ({summary_path}); pass --overwrite to "
+            f"train again there, or {advice}"
+        )
+    for name in (summary_name, HISTORY_CSV):
+        with contextlib.suppress(FileNotFoundError):  # workers may race to remove
+            os.remove(os.path.join(model_dir, name))
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau that first replays the epochs logged in `history_csv`.
+
+    On a fresh run the file is absent and this is ReduceLROnPlateau. On a
+    resumed run, its best value, patience counter and cooldown continue from
+    the logged epochs (and the learning rate takes the logged drops, which
+    BackupAndRestore then restores to the same value).
+
+    Args:
+        history_csv: the CSVLogger file of this run.
+        **kwargs: those of keras.callbacks.ReduceLROnPlateau.
+    """
+
+    def __init__(self, history_csv, **kwargs):
+        super().__init__(**kwargs)
+        self.history_csv = history_csv
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for epoch, row in enumerate(logged_rows(self.history_csv)):
+            if self.monitor in row:
+                self.on_epoch_end(epoch, {self.monitor: row[self.monitor]})
