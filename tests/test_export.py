@@ -296,3 +296,28 @@ def test_onnx_export_reproduces_the_saved_model(exported, tmp_path):
     served = exported["classify"](frames=tf.constant(frames), fps=tf.constant(fps))
     for name in ("window_probabilities", "block_probabilities", "failure_block", "failure_time"):
         np.testing.assert_allclose(answer[name], served[name].numpy(), atol=1e-5)
+
+
+def test_the_export_scripts_write_random_models_and_refuse_mixed_flags(exported, tmp_path):
+    def script(name, *flags):
+        return subprocess.Popen([sys.executable, str(REPO / "export" / name), *flags],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    tiny = ["--image_size=32", "--num_blocks=4", "--block_length=3", "--nowarmup"]
+    runs = {
+        "embedder": script("export_embedder.py", f"--output_dir={tmp_path / 'e'}", *tiny),
+        "oops": script("export_oops.py", f"--output_dir={tmp_path / 'o'}", *tiny),
+        "mixed": script("export_oops.py", f"--output_dir={tmp_path / 'm'}",
+                        f"--checkpoint={exported['root']}/none.keras", "--image_size=64"),
+    }
+    outputs = {name: process.communicate(timeout=300) for name, process in runs.items()}
+    for name, folder in (("embedder", "e"), ("oops", "o")):
+        assert runs[name].returncode == 0, outputs[name][1][-2000:]
+        assert f"SavedModel: {tmp_path / folder / '1'}" in outputs[name][0]
+        assert (tmp_path / folder / "1" / "saved_model.pb").exists()
+    assert runs["mixed"].returncode != 0
+    assert "--image_size: only for a random model" in outputs["mixed"][1]
+    assert not (tmp_path / "m").exists()
+    signature = tf.saved_model.load(tmp_path / "o" / "1").signatures[serving.SIGNATURE]
+    probabilities = signature(frames=tf.constant(video_frames()), fps=tf.constant([5.0, 5.0]))
+    assert probabilities["block_probabilities"].shape == (2, BLOCKS, 3)
