@@ -43,7 +43,7 @@ def synthetic(videos_per_class):
 
 def train(model, videos, steps, seed=0):
     data = clip_dataset(videos, 8, 5, BATCH, training=True, seed=seed, colour_augmentation=False)
-    return model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
+    return model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
 
 
 def pretrain(path):
