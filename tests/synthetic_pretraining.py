@@ -46,21 +46,29 @@ def train(model, videos, steps, seed=0):
     return model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0).history
 
 
-def pretrain(path):
+def pretrain(path, seeds=(0, 1, 3)):
     """Trains R18 at 32 px for STEPS + LATE_STEPS steps and saves it to `path`.
 
-    Returns {"initial", "final"}: held-out pretext metrics (loss, top1, top5)
-    before and after, and "late": the mean training loss of the last
-    LATE_STEPS steps. About 5 min on 2 cores.
+    Leaving the plateau depends on the initialisation (README): a seed whose
+    training loss over steps 100-150 is still within 0.1 of the plateau is
+    given up for the next one (seed 0 stayed on it in 1 or 2 of 12 runs;
+    seed 2, skipped here, in 2 of 2). Returns {"initial", "final"}: held-out pretext
+    metrics (loss, top1, top5) before and after, "late": the mean training
+    loss of the last LATE_STEPS steps, and "seed". About 5 min on 2 cores,
+    1.5 min more per seed given up.
     """
-    keras.utils.set_random_seed(0)
     train_videos, held_out_views = synthetic(VIDEOS_PER_CLASS)
-    model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=0)
-    model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
-    held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
-    initial = model.evaluate(held_out, return_dict=True, verbose=0)
-    train(model, train_videos, STEPS)
-    late = train(model, train_videos, LATE_STEPS, seed=1)["loss"][0]
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=seed)
+        model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
+        held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
+        initial = model.evaluate(held_out, return_dict=True, verbose=0)
+        train(model, train_videos, 100, seed=seed)
+        if train(model, train_videos, 50, seed=seed + 1)["loss"][0] < PLATEAU - 0.1:
+            break
+    train(model, train_videos, STEPS - 150, seed=seed + 2)
+    late = train(model, train_videos, LATE_STEPS, seed=seed + 3)["loss"][0]
     final = model.evaluate(held_out, return_dict=True, verbose=0)
     model.save(path)
-    return {"initial": initial, "late": late, "final": final}
+    return {"initial": initial, "late": late, "final": final, "seed": seed}
