@@ -37,8 +37,9 @@ def random_classifier(num_blocks, **options):
 def main(argv):
     del argv
     run_export(lambda: export_oops(
-        model_from_flags(load_oops_classifier, random_classifier), FLAGS.output_dir, version=FLAGS.version, warmup=FLAGS.warmup,
-        model_name=FLAGS.model_name, onnx_path=FLAGS.onnx_output))
+        model_from_flags(load_oops_classifier, random_classifier), FLAGS.output_dir,
+        version=FLAGS.version, warmup=FLAGS.warmup, model_name=FLAGS.model_name,
+        onnx_path=FLAGS.onnx_output))
 
 
 if __name__ == "__main__":

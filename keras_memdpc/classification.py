@@ -7,18 +7,20 @@ Training: `ActionClassifier` (protocol linear, nonlinear or finetune), random
 init or a pretraining checkpoint, on augmented clips of the training subset
 (`video_pipeline.training_dataset`: one random crop and flip per clip,
 per-frame colour jitter on RGB; no flip on the synthetic set, whose classes
-a mirror image changes: translate left <-> right, rotate cw <-> ccw), restricted to a label fraction by
-`label_subsets.label_subset_pattern`; cross-entropy, Adam lr 1e-3 with coupled
-L2, dropped once to lr / 10 when the validation loss plateaus; validation on
-the centre crop of every sliding window of the evaluation subset; best and
-last checkpoints, history.csv, TensorBoard logs, resumable after a crash.
+a mirror image changes: translate left <-> right, rotate cw <-> ccw),
+restricted to a label fraction by `label_subsets.label_subset_pattern`;
+cross-entropy, Adam lr 1e-3 with coupled L2, dropped once to lr / 10 when the
+validation loss plateaus; validation on the centre crop of every sliding
+window of the evaluation subset; best and last checkpoints, history.csv,
+TensorBoard logs, resumable after a crash.
 
 Testing (the paper's protocol): every sliding window of every video of the
 evaluation subset, ten crops each (centre and four corners, with and without
 a horizontal flip; only the five unflipped crops when flips are off); the
-softmax is averaged over all of a video's windows and crops. Writes metrics.json (top-1, top-5, mean class accuracy, per-class
-accuracy, confusion matrix, number of videos and clips), confusion_matrix.png
-and predictions.npz (per-video probabilities, for `late_fusion`).
+softmax is averaged over all of a video's windows and crops. Writes
+metrics.json (top-1, top-5, mean class accuracy, per-class accuracy,
+confusion matrix, number of videos and clips), confusion_matrix.png and
+predictions.npz (per-video probabilities, for `late_fusion`).
 """
 
 import dataclasses

@@ -273,7 +273,7 @@ def summary_text(summary):
         lines.append(
             "  the loss is still on that plateau: the features tell no clips apart yet. "
             "Train longer, or try another --seed: from some initialisations the loss "
-            "never leaves it (on the synthetic set, seed 2 stayed there for 350 steps)"
+            "never leaves it (on the synthetic set seeds 2 and, once, 0 stayed for 350 steps)"
         )
     if "val_top1" in final:
         lines.append(f"  pretext top-1 on held-out clips {final['val_top1']:.3f} "

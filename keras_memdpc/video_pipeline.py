@@ -55,10 +55,10 @@ from absl import logging
 from keras_memdpc.clip_augmentation import (
     OUTPUT_DTYPES,
     centre_crop_box,
+    five_crops,
     flip_clip,
     resize_clip,
     sample_crop_box,
-    five_crops,
     ten_crops,
     to_output_dtype,
 )
@@ -375,9 +375,9 @@ def evaluation_dataset(
     image_size (clip_augmentation.EVAL_CROP_FRACTION): "centre" gives one clip
     per window, "five" gives 5 (centre, top-left, top-right, bottom-left,
     bottom-right; crop_index 0-4), "ten" those 5 and then the same mirrored
-    (crop_index 0-9). No randomness, no
-    colour change. Errors are raised, naming the file where the check knows
-    it: an evaluation must see every video.
+    (crop_index 0-9). No randomness, no colour change. Errors are raised,
+    naming the file where the check knows it: an evaluation must see every
+    video.
 
     Returns a dataset of (clips [batch, num_blocks, block_length, image_size,
     image_size, 3] of `output_dtype`, info) where info holds int32 [batch]

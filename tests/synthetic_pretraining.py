@@ -52,17 +52,17 @@ def pretrain(path, seeds=(0, 1, 3)):
     Leaving the plateau depends on the initialisation (README): a seed whose
     training loss over steps 100-150 is still within 0.1 of the plateau is
     given up for the next one (seed 0 stayed on it in 1 or 2 of 12 runs;
-    seed 2, skipped here, in 2 of 2). Returns {"initial", "final"}: held-out pretext
-    metrics (loss, top1, top5) before and after, "late": the mean training
-    loss of the last LATE_STEPS steps, and "seed". About 5 min on 2 cores,
-    1.5 min more per seed given up.
+    seed 2, skipped here, in 2 of 2). Returns {"initial", "final"}: held-out
+    pretext metrics (loss, top1, top5) before and after, "late": the mean
+    training loss of the last LATE_STEPS steps, and "seed". About 5 min on 2
+    cores, 1.5 min more per seed given up.
     """
     train_videos, held_out_views = synthetic(VIDEOS_PER_CLASS)
+    held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
     for seed in seeds:
         keras.utils.set_random_seed(seed)
         model = MemDPC(image_size=SIZE, pred_steps=PRED_STEPS, seed=seed)
         model.compile(optimizer=AdamL2(learning_rate=1e-3, l2=1e-5))
-        held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
         initial = model.evaluate(held_out, return_dict=True, verbose=0)
         train(model, train_videos, 100, seed=seed)
         if train(model, train_videos, 50, seed=seed + 1)["loss"][0] < PLATEAU - 0.1:
