@@ -39,6 +39,7 @@ from keras_memdpc.data_preparation import prepare_dataset
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.oops_classifier import OopsClassifier, single_direction
 from keras_memdpc.readers.oops import CLASSES
+from keras_memdpc.run_history import HISTORY_CSV, ResumableReduceLROnPlateau, claim_model_dir
 from keras_memdpc.serving import load_memdpc
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
@@ -50,6 +51,7 @@ from keras_memdpc.video_tfrecord import read_dataset_json, shard_pattern
 SYNTHETIC = "synthetic"
 MODES = ("probe", "finetune")
 TRAIN_SUBSET, TEST_SUBSET = "train", "val"
+METRICS_JSON = "metrics.json"
 _T_FAIL = r'^.*"t_fail": (-?[0-9][0-9.eE+-]*)[,}].*$'
 
 
@@ -83,6 +85,7 @@ class OopsConfig:
     synthetic_num_frames: int = 150
     synthetic_fps: float = 25.0
     seed: int = 0
+    overwrite: bool = False
     verbose: str | int = "auto"
 
     def resolved(self, checkpoint_image_size=None):
@@ -313,8 +316,11 @@ def train_oops(config):
 
     Writes MODEL_DIR/oops.keras (the trained classifier), history.csv and
     metrics.json (evaluate_oops on val, plus the run's settings). Returns
-    the metrics dict.
+    the metrics dict. A killed run resumes from its last finished epoch
+    (MODEL_DIR/backup); a finished one (metrics.json) is refused unless
+    `overwrite`.
     """
+    claim_model_dir(config.model_dir, METRICS_JSON, config.overwrite)
     keras.utils.set_random_seed(config.seed)
     pretrained = load_memdpc(config.checkpoint) if config.checkpoint else None
     config = config.resolved(pretrained.image_size if pretrained else None)
@@ -341,17 +347,20 @@ def train_oops(config):
     )
     validation = oops_evaluation_dataset(data_dir, TEST_SUBSET, config).map(
         lambda clips, block_info: (clips, block_info["labels"]))
-    history_csv = os.path.join(config.model_dir, "history.csv")
+    history_csv = os.path.join(config.model_dir, HISTORY_CSV)
     classifier.fit(
         oops_training_dataset(data_dir, config),
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=validation,
         callbacks=[
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=config.min_lr / config.lr,
+            ResumableReduceLROnPlateau(
+                history_csv, monitor="val_loss", factor=config.min_lr / config.lr,
                 patience=config.lr_patience, min_lr=config.min_lr),
-            keras.callbacks.CSVLogger(history_csv),
+            keras.callbacks.CSVLogger(history_csv, append=True),
+            # Last, so an epoch counts as done only once it is logged.
+            keras.callbacks.BackupAndRestore(
+                os.path.join(config.model_dir, "backup"), double_checkpoint=True),
         ],
         shuffle=False,  # the dataset shuffles
         verbose=config.verbose,
@@ -361,7 +370,7 @@ def train_oops(config):
     metrics = evaluate_oops(classifier, data_dir, TEST_SUBSET, config)
     metrics.update(mode=config.mode, checkpoint=config.checkpoint, data=data_dir,
                    model=model_path, config=dataclasses.asdict(config))
-    _write_json(os.path.join(config.model_dir, "metrics.json"), metrics)
+    _write_json(os.path.join(config.model_dir, METRICS_JSON), metrics)
     logging.info("Oops %s on %s: accuracy %.3f (majority baseline %.3f), per class %s",
                  config.mode, TEST_SUBSET, metrics["accuracy"], metrics["majority_baseline"],
                  metrics["per_class_accuracy"])

@@ -8,7 +8,8 @@
 "synthetic": the built-in synthetic videos written with an abrupt motion
 change each and prepared through the Oops reader. Writes MODEL_DIR/oops.keras,
 history.csv and metrics.json (accuracy, per-class accuracy, confusion
-matrix, majority-class baseline on the val subset).
+matrix, majority-class baseline on the val subset). Rerun a killed run's
+command to resume it from its last finished epoch.
 """
 
 import json
@@ -46,6 +47,7 @@ flags.DEFINE_integer("synthetic_num_frames", 150, "Frames per synthetic video.")
 flags.DEFINE_float("synthetic_fps", 25.0, "Frame rate of the synthetic videos.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("model_dir", "runs/oops", "Where oops.keras, history.csv, metrics.json go.")
+flags.DEFINE_bool("overwrite", False, "Train again in a model_dir that holds a finished run.")
 
 
 def main(argv):
@@ -54,7 +56,7 @@ def main(argv):
                            if field in FLAGS})
     try:
         metrics = train_oops(config)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
         logging.error("%s", error)
         raise SystemExit(1) from None
     per_class = ", ".join(
