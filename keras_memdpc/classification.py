@@ -39,7 +39,7 @@ from keras_memdpc.adam_l2 import AdamL2
 from keras_memdpc.label_subsets import check_fraction, label_subset_pattern, read_video_labels
 from keras_memdpc.nan_guard import NaNLossError
 from keras_memdpc.pretraining import SYNTHETIC, make_callbacks, prepare_synthetic
-from keras_memdpc.run_history import HISTORY_CSV, claim_model_dir, logged_rows
+from keras_memdpc.run_history import HISTORY_CSV, claim_model_dir, logged_rows, remove_backup
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
     evaluation_dataset,
@@ -288,6 +288,7 @@ def train_classifier(config):
         "config": dataclasses.asdict(config),
     }
     _write_json(os.path.join(config.model_dir, TRAIN_SUMMARY), summary)
+    remove_backup(config.model_dir)
     return summary
 
 

@@ -39,7 +39,13 @@ from keras_memdpc.data_preparation import prepare_dataset
 from keras_memdpc.memdpc import MemDPC
 from keras_memdpc.oops_classifier import OopsClassifier, single_direction
 from keras_memdpc.readers.oops import CLASSES
-from keras_memdpc.run_history import HISTORY_CSV, ResumableReduceLROnPlateau, claim_model_dir
+from keras_memdpc.run_history import (
+    HISTORY_CSV,
+    ResumableReduceLROnPlateau,
+    backup_and_restore,
+    claim_model_dir,
+    remove_backup,
+)
 from keras_memdpc.serving import load_memdpc
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
@@ -358,9 +364,7 @@ def train_oops(config):
                 history_csv, monitor="val_loss", factor=config.min_lr / config.lr,
                 patience=config.lr_patience, min_lr=config.min_lr),
             keras.callbacks.CSVLogger(history_csv, append=True),
-            # Last, so an epoch counts as done only once it is logged.
-            keras.callbacks.BackupAndRestore(
-                os.path.join(config.model_dir, "backup"), double_checkpoint=True),
+            backup_and_restore(config.model_dir),  # last, see its docstring
         ],
         shuffle=False,  # the dataset shuffles
         verbose=config.verbose,
@@ -371,6 +375,7 @@ def train_oops(config):
     metrics.update(mode=config.mode, checkpoint=config.checkpoint, data=data_dir,
                    model=model_path, config=dataclasses.asdict(config))
     _write_json(os.path.join(config.model_dir, METRICS_JSON), metrics)
+    remove_backup(config.model_dir)
     logging.info("Oops %s on %s: accuracy %.3f (majority baseline %.3f), per class %s",
                  config.mode, TEST_SUBSET, metrics["accuracy"], metrics["majority_baseline"],
                  metrics["per_class_accuracy"])

@@ -25,9 +25,11 @@ from keras_memdpc.retrieval import retrieval_report
 from keras_memdpc.run_history import (
     HISTORY_CSV,
     ResumableReduceLROnPlateau,
+    backup_and_restore,
     best_logged,
     claim_model_dir,
     logged_rows,
+    remove_backup,
 )
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
@@ -238,10 +240,7 @@ def make_callbacks(config, output_dir, monitor="val_loss"):
         ),
         keras.callbacks.CSVLogger(history_csv, append=True),
         keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
-        # Last, so an epoch counts as done only once everything above ran.
-        keras.callbacks.BackupAndRestore(
-            os.path.join(output_dir, "backup"), double_checkpoint=True
-        ),
+        backup_and_restore(output_dir),  # last, see its docstring
     ]
 
 
@@ -410,4 +409,5 @@ def pretrain(config):
         summary["chance"] = 1.0 / len(info["classes"])
     if chief:
         _write_json(os.path.join(config.model_dir, "summary.json"), summary)
+    remove_backup(output_dir)
     return summary

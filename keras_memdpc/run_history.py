@@ -12,10 +12,12 @@ import contextlib
 import csv
 import math
 import os
+import shutil
 
 import keras
 
 HISTORY_CSV = "history.csv"
+BACKUP_DIR = "backup"
 
 
 def logged_rows(history_csv):
@@ -40,9 +42,10 @@ def claim_model_dir(model_dir, summary_name, overwrite, advice="choose another -
     """Refuses a model_dir that holds a finished run, unless `overwrite`.
 
     A run is finished when its summary file exists. With `overwrite`, that
-    summary and history.csv are removed, so the new run's best checkpoint
-    and lr drop do not compare against the old run's epochs (its
-    checkpoints are then replaced as the new run saves its own).
+    summary, history.csv and any backup left are removed, so the new run
+    neither resumes the old one nor compares its best checkpoint and lr drop
+    against the old run's epochs (its checkpoints are then replaced as the
+    new run saves its own).
     """
     summary_path = os.path.join(model_dir, summary_name)
     if not os.path.exists(summary_path):
@@ -55,6 +58,27 @@ def claim_model_dir(model_dir, summary_name, overwrite, advice="choose another -
     for name in (summary_name, HISTORY_CSV):
         with contextlib.suppress(FileNotFoundError):  # workers may race to remove
             os.remove(os.path.join(model_dir, name))
+    remove_backup(model_dir)
+
+
+def backup_and_restore(output_dir):
+    """keras.callbacks.BackupAndRestore under output_dir/backup, kept after fit.
+
+    Kept when fit ends, so that a run killed after its last epoch but before
+    its summary was written resumes at its end instead of training again;
+    `remove_backup` deletes it once the summary is written. Put it last
+    among the callbacks: an epoch then counts as done only once the others
+    (checkpoints, history.csv) have recorded it.
+    """
+    return keras.callbacks.BackupAndRestore(
+        os.path.join(output_dir, BACKUP_DIR), double_checkpoint=True,
+        delete_checkpoint=False,
+    )
+
+
+def remove_backup(output_dir):
+    """Deletes output_dir/backup (the run is finished), if there is one."""
+    shutil.rmtree(os.path.join(output_dir, BACKUP_DIR), ignore_errors=True)
 
 
 class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):

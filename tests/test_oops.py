@@ -306,3 +306,25 @@ def test_a_killed_oops_run_resumes_and_a_finished_one_is_kept(tmp_path):
     output, _ = third.communicate(timeout=300)
     assert third.returncode == 1 and "--overwrite" in output, output[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+def test_an_oops_run_killed_after_its_last_epoch_is_tested_without_training_again(
+        tmp_path, monkeypatch):
+    from keras_memdpc import oops_training
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the test")
+
+    config = OopsConfig(model_dir=str(tmp_path), **TINY, stride=1, batch_size=8, epochs=2,
+                        synthetic_videos_per_class=5, synthetic_num_frames=40,
+                        synthetic_fps=FPS, verbose=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(oops_training, "evaluate_oops", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            train_oops(config)
+    assert (tmp_path / "backup").is_dir()
+    metrics = train_oops(config)
+    with open(tmp_path / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]  # no epoch again
+    assert 0 <= metrics["accuracy"] <= 1 and (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "backup").exists()

@@ -61,6 +61,25 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path):
         pretrain(PretrainConfig(model_dir=str(tmp_path), epochs=1, **TINY))
 
 
+def test_a_run_killed_after_its_last_epoch_resumes_at_its_end(tmp_path, monkeypatch):
+    from keras_memdpc import pretraining
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the summary")
+
+    config = PretrainConfig(model_dir=str(tmp_path), epochs=2, **TINY)
+    with monkeypatch.context() as patch:
+        patch.setattr(pretraining, "retrieval_comparison", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            pretrain(config)
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / "summary.json").exists()
+    summary = pretrain(config)
+    with open(tmp_path / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]  # no epoch again
+    assert summary["clips_per_second"] == 0 and summary["final"]["epoch"] == 1
+    assert (tmp_path / "summary.json").exists() and not (tmp_path / "backup").exists()
+
+
 @pytest.mark.parametrize(
     "change, message",
     [({"strategy": "gpu"}, "--strategy"), ({"mixed_precision": "fp8"}, "--mixed_precision"),

@@ -75,10 +75,12 @@ def test_a_finished_run_is_kept_unless_overwritten_and_then_its_history_goes(tmp
     (tmp_path / "summary.json").write_text("{}")
     write_history(tmp_path / HISTORY_CSV, [0.1])
     (tmp_path / "best.keras").write_text("old")
+    (tmp_path / "backup").mkdir()  # killed after its summary, before removing its backup
     with pytest.raises(FileExistsError, match="--overwrite.*--mode=test"):
         claim_model_dir(tmp_path, "summary.json", False, advice="--mode=test to test it")
     assert (tmp_path / HISTORY_CSV).exists()
     claim_model_dir(tmp_path, "summary.json", True)
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / HISTORY_CSV).exists()
+    assert not (tmp_path / "backup").exists()  # the new run must not resume the old one
     assert (tmp_path / "best.keras").read_text() == "old"  # replaced by the new run's best
     claim_model_dir(tmp_path, "summary.json", False)  # nothing finished there now
