@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 
 import keras
@@ -30,6 +29,7 @@ from keras_memdpc.run_history import (
     claim_model_dir,
     logged_rows,
     remove_backup,
+    worker_output_dir,
 )
 from keras_memdpc.video_pipeline import (
     count_evaluation_windows,
@@ -315,8 +315,10 @@ def pretrain(config):
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(PRECISIONS[config.mixed_precision])
     chief = is_chief(strategy)
-    output_dir = config.model_dir if chief else tempfile.mkdtemp(prefix="worker_")
+    output_dir = config.model_dir if chief else worker_output_dir(config.model_dir)
     os.makedirs(output_dir, exist_ok=True)
+    if not chief:
+        logging.info("this worker's own files (not the chief's) go to %s", output_dir)
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
     logging.info(

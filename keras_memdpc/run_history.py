@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import shutil
+import tempfile
 
 import keras
 
@@ -103,3 +104,22 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         for epoch, row in enumerate(logged_rows(self.history_csv)):
             if self.monitor in row:
                 self.on_epoch_end(epoch, {self.monitor: row[self.monitor]})
+
+
+def worker_output_dir(model_dir):
+    """A new folder for a non-chief worker's files, holding the chief's resume state.
+
+    Only the chief writes to model_dir. Every worker of a multi-worker job
+    must resume at the chief's epoch with its weights and optimizer, or the
+    workers step out of line (and their weights differ): so a worker's folder
+    starts with copies of the chief's backup and history.csv (which the lr
+    drop replays). Returns the folder's path.
+    """
+    output_dir = tempfile.mkdtemp(prefix="worker_")
+    backup = os.path.join(model_dir, BACKUP_DIR)
+    if os.path.isdir(backup):
+        shutil.copytree(backup, os.path.join(output_dir, BACKUP_DIR))
+    history_csv = os.path.join(model_dir, HISTORY_CSV)
+    if os.path.exists(history_csv):
+        shutil.copy(history_csv, output_dir)
+    return output_dir

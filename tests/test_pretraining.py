@@ -2,6 +2,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert epochs[-1] == 3 and set(epochs) == {0, 1, 2, 3}
 
 
-def test_multi_worker_pretraining_with_two_processes(tmp_path):
+def launch_two_workers(model_dir, epochs):
     from tests.test_distributed import _free_ports
 
     ports = _free_ports(2)
@@ -134,13 +135,32 @@ def test_multi_worker_pretraining_with_two_processes(tmp_path):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         command = [
             sys.executable, str(ROOT / "train" / "pretrain.py"), "--strategy=multi_worker",
-            f"--model_dir={tmp_path / 'run'}", "--epochs=2", *TINY_FLAGS,
+            f"--model_dir={model_dir}", f"--epochs={epochs}", *TINY_FLAGS,
         ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=tf_config)
         workers.append(subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=env, cwd=ROOT,
         ))
+    return workers
+
+
+def test_multi_worker_pretraining_with_two_processes_killed_and_resumed(tmp_path):
+    run = tmp_path / "run"
+    metadata = run / "backup" / "training_metadata.json"
+    workers = launch_two_workers(run, epochs=4)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and all(w.poll() is None for w in workers):
+            if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
+                break
+            time.sleep(0.1)
+        assert all(w.poll() is None for w in workers), "a worker ended before the kill"
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    workers = launch_two_workers(run, epochs=4)
     try:
         outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     finally:
@@ -148,12 +168,21 @@ def test_multi_worker_pretraining_with_two_processes(tmp_path):
             worker.kill()
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert "Epoch 1/4" not in output, output[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
     assert summary["replicas"] == 2 and summary["global_batch"] == 8
     assert np.isfinite(summary["final"]["loss"]) and "val_loss" in summary["final"]
-    with open(tmp_path / "run" / "history.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
-    assert (tmp_path / "run" / "last.keras").exists()
+    with open(run / "history.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs[-1] == 3 and set(epochs) == {0, 1, 2, 3}
+    # The other worker resumed from the chief's backup: its copy of the weights
+    # (in its own folder) is the chief's.
+    worker_dir = re.search(r"own files \(not the chief's\) go to (\S+)", outputs[1]).group(1)
+    chief_weights = keras.saving.load_model(run / "last.keras").get_weights()
+    worker_weights = keras.saving.load_model(f"{worker_dir}/last.keras").get_weights()
+    for chief_weight, worker_weight in zip(chief_weights, worker_weights, strict=True):
+        np.testing.assert_allclose(worker_weight, chief_weight, rtol=0, atol=1e-6)
+    assert not (run / "backup").exists()
 
 
 @pytest.mark.slow
