@@ -12,7 +12,6 @@ import numpy as np
 
 from keras_memdpc import AdamL2, MemDPC, synthetic_videos
 from keras_memdpc.in_memory_clips import clip_dataset, stack_videos
-from keras_memdpc.pretraining import PLATEAU_MARGIN
 
 BATCH, PRED_STEPS, SIZE = 8, 3, 32  # 32 px: a 1 x 1 grid, see synthetic_videos
 VIDEOS_PER_CLASS = 48  # 288 training and 96 test videos
@@ -20,6 +19,9 @@ STEPS, LATE_STEPS = 250, 100
 # With one grid cell, 2 ln(batch x pred_steps) is both the initial loss and
 # the plateau of features that tell no clip apart.
 PLATEAU = 2 * math.log(BATCH * PRED_STEPS)
+# A run whose training loss over the last LATE_STEPS steps is not below this
+# has not clearly left the plateau (yet): the learning test's bound.
+LEFT_PLATEAU = PLATEAU - 0.2
 
 
 def synthetic(videos_per_class):
@@ -51,12 +53,14 @@ def pretrain(path, seeds=(0, 1, 3)):
     """Trains R18 at 32 px for STEPS + LATE_STEPS steps and saves it to `path`.
 
     Leaving the plateau depends on the initialisation (README): a seed whose
-    training loss over the last LATE_STEPS steps is still on the plateau
-    (within pretraining.PLATEAU_MARGIN, as a stuck run is) is given up for
-    the next one (seed 0 stayed there in 1 or 2 of 12 runs; seed 2, skipped
-    here, in 2 of 2). Returns {"initial", "final"}: held-out pretext metrics
-    (loss, top1, top5) before and after, "late": that mean training loss,
-    and "seed". About 4.5 min on 2 cores, 4 min more per seed given up.
+    training loss over the last LATE_STEPS steps has not clearly left the
+    plateau (LEFT_PLATEAU) is given up for the next one. Seed 0 stayed on
+    the plateau in 1 or 2 of 12 runs and left it only late (6.20 over steps
+    250-350) in one more; seed 2, skipped here, stayed in 2 of 2. The
+    held-out figures are not used to choose. Returns {"initial", "final"}:
+    held-out pretext metrics (loss, top1, top5) before and after, "late":
+    that mean training loss, and "seed". About 4.5 min on 2 cores, 4 min
+    more per seed given up.
     """
     train_videos, held_out_views = synthetic(VIDEOS_PER_CLASS)
     held_out = clip_dataset(held_out_views, 8, 5, BATCH, training=False)
@@ -67,7 +71,7 @@ def pretrain(path, seeds=(0, 1, 3)):
         initial = model.evaluate(held_out, return_dict=True, verbose=0)
         train(model, train_videos, STEPS, seed=seed)
         late = train(model, train_videos, LATE_STEPS, seed=seed + 1)["loss"][0]
-        if late < PLATEAU - PLATEAU_MARGIN:
+        if late < LEFT_PLATEAU:
             break
     final = model.evaluate(held_out, return_dict=True, verbose=0)
     model.save(path)

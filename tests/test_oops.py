@@ -3,11 +3,6 @@
 import csv
 import json
 import os
-import pathlib
-import signal
-import subprocess
-import sys
-import time
 
 import cv2
 import keras
@@ -32,7 +27,6 @@ from keras_memdpc.oops_training import (
 )
 from keras_memdpc.readers.oops import oops_clip_label
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(image_size=32, num_blocks=4, block_length=3, memory_size=16)
 FPS = 10.0
 FADE = 0.4  # brightness after the failure in the fading set
@@ -266,48 +260,6 @@ def test_a_probe_of_a_pretrained_encoder_detects_the_synthetic_failures(
     assert (tmp_path / "oops.keras").exists() and (tmp_path / "history.csv").exists()
 
 
-def run_oops_script(model_dir, epochs):
-    command = [
-        sys.executable, str(ROOT / "train" / "oops.py"), f"--model_dir={model_dir}",
-        f"--epochs={epochs}", "--image_size=32", "--num_blocks=4", "--block_length=3",
-        "--stride=1", "--memory_size=16", "--batch_size=8", "--synthetic_videos_per_class=5",
-        "--synthetic_num_frames=40", f"--synthetic_fps={FPS}",
-    ]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
-    )
-
-
-def test_a_killed_oops_run_resumes_and_a_finished_one_is_kept(tmp_path):
-    metadata = tmp_path / "backup" / "training_metadata.json"
-    first = run_oops_script(tmp_path, epochs=8)
-    deadline = time.time() + 240
-    while time.time() < deadline and first.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
-            break
-        time.sleep(0.1)
-    assert first.poll() is None, "the first run finished before it could be killed"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    assert not (tmp_path / "metrics.json").exists()
-    second = run_oops_script(tmp_path, epochs=8)
-    output, _ = second.communicate(timeout=300)
-    assert second.returncode == 0, output[-3000:]
-    assert "Epoch 1/8" not in output and "Epoch 8/8" in output, output[-3000:]
-    assert "Oops probe on val: accuracy" in output
-    with open(tmp_path / "history.csv") as f:
-        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
-    assert epochs[-1] == 7 and set(epochs) == set(range(8))
-    assert not (tmp_path / "backup").exists()
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    # A third run must not train over the finished one.
-    third = run_oops_script(tmp_path, epochs=8)
-    output, _ = third.communicate(timeout=300)
-    assert third.returncode == 1 and "--overwrite" in output, output[-3000:]
-    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
-
-
 def test_an_oops_run_killed_after_its_last_epoch_is_tested_without_training_again(
         tmp_path, monkeypatch):
     from keras_memdpc import oops_training
@@ -328,3 +280,7 @@ def test_an_oops_run_killed_after_its_last_epoch_is_tested_without_training_agai
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]  # no epoch again
     assert 0 <= metrics["accuracy"] <= 1 and (tmp_path / "metrics.json").exists()
     assert not (tmp_path / "backup").exists()
+    written = (tmp_path / "metrics.json").read_text()
+    with pytest.raises(FileExistsError, match="--overwrite"):  # a finished run is kept
+        train_oops(config)
+    assert (tmp_path / "metrics.json").read_text() == written
