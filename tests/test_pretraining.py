@@ -103,17 +103,24 @@ def run_script(model_dir, epochs, extra=()):
     )
 
 
+def kill_after_first_epoch(model_dir, processes):
+    """SIGKILLs `processes` once model_dir's backup records a finished epoch."""
+    metadata = pathlib.Path(model_dir) / "backup" / "training_metadata.json"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and all(p.poll() is None for p in processes):
+            if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
+                break
+            time.sleep(0.1)
+        assert all(p.poll() is None for p in processes), "a run ended before the kill"
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+
 def test_a_killed_run_resumes_where_it_stopped(tmp_path):
-    metadata = tmp_path / "backup" / "training_metadata.json"
-    first = run_script(tmp_path, epochs=4)
-    deadline = time.time() + 240
-    while time.time() < deadline and first.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
-            break
-        time.sleep(0.2)
-    assert first.poll() is None, "the first run finished before it could be killed"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    kill_after_first_epoch(tmp_path, [run_script(tmp_path, epochs=4)])
     second = run_script(tmp_path, epochs=4)
     output, _ = second.communicate(timeout=300)
     assert second.returncode == 0, output[-3000:]
@@ -147,19 +154,7 @@ def launch_two_workers(model_dir, epochs):
 
 def test_multi_worker_pretraining_with_two_processes_killed_and_resumed(tmp_path):
     run = tmp_path / "run"
-    metadata = run / "backup" / "training_metadata.json"
-    workers = launch_two_workers(run, epochs=4)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and all(w.poll() is None for w in workers):
-            if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 1:
-                break
-            time.sleep(0.1)
-        assert all(w.poll() is None for w in workers), "a worker ended before the kill"
-    finally:
-        for worker in workers:
-            worker.kill()
-            worker.wait()
+    kill_after_first_epoch(run, launch_two_workers(run, epochs=4))
     workers = launch_two_workers(run, epochs=4)
     try:
         outputs = [worker.communicate(timeout=300)[0] for worker in workers]
